@@ -1,0 +1,219 @@
+"""Typed configuration of a dicom-node (the YAML file an ops admin edits).
+
+Every model forbids unknown keys and never swaps a bad value for a default: a config either
+validates completely or the node refuses to start with every problem listed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    model_validator,
+)
+
+__all__ = [
+    "DatabaseConfig",
+    "DestinationConfig",
+    "DicomWebDestinationConfig",
+    "DimseConfig",
+    "DimseDestinationConfig",
+    "DuplicatePolicy",
+    "ExecutorConfig",
+    "HttpConfig",
+    "LocalExecutorConfig",
+    "MissingUidPolicy",
+    "NodeConfig",
+    "NodeIdentityConfig",
+    "PeerConfig",
+    "RouteConfig",
+    "SeriesConfig",
+    "StorageConfig",
+]
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_ae_title(value: str) -> str:
+    """PS3.5 6.2 AE VR: 1-16 characters of the default repertoire, no backslash or control
+    characters; leading/trailing spaces are not significant, so a blank title is refused."""
+    if not value.strip():
+        raise ValueError("AE title must not be empty or blank")
+    if len(value) > 16:
+        raise ValueError(f"AE title must be at most 16 characters (got {len(value)})")
+    if "\\" in value:
+        raise ValueError("AE title must not contain a backslash")
+    if _CONTROL_CHARS.search(value):
+        raise ValueError("AE title must not contain control characters")
+    if not value.isascii():
+        raise ValueError("AE title must use the DICOM default character repertoire (ASCII)")
+    return value.strip()
+
+
+def _check_port(value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise ValueError("port must be between 0 and 65535 (0 picks a free port)")
+    return value
+
+
+AeTitle = Annotated[str, AfterValidator(_check_ae_title)]
+Port = Annotated[StrictInt, AfterValidator(_check_port)]
+HostNetwork = Annotated[
+    ipaddress.IPv4Network | ipaddress.IPv6Network, Field(description="address or CIDR network")
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeIdentityConfig(_Model):
+    ae_title: AeTitle = "DICOM_NODE"
+
+
+class PeerConfig(_Model):
+    """A DIMSE peer allowed to associate: its calling AE title and, optionally, where it may
+    connect from (addresses or CIDR networks). No `hosts` means any host."""
+
+    ae_title: AeTitle
+    hosts: list[HostNetwork] = Field(default_factory=list)
+
+    def admits(self, calling_ae_title: str, address: str) -> bool:
+        if calling_ae_title.strip() != self.ae_title:
+            return False
+        if not self.hosts:
+            return True
+        ip = ipaddress.ip_address(address)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.hosts)
+
+
+class DimseConfig(_Model):
+    host: str = "127.0.0.1"
+    port: Port = 11112
+    # None: any calling AE from any host may associate. A list: only those peers.
+    allowed_peers: list[PeerConfig] | None = None
+    max_associations: Annotated[int, Field(ge=1, le=1000)] = 16
+    # Largest PDU we accept. Large PDUs let senders ship an instance in few PDUs, which is what
+    # makes a Python SCP keep up with dcmtk; 0 means "no limit" (PS3.8 D.1).
+    max_pdu_size: Annotated[int, Field(ge=0)] = 4 * 1024 * 1024
+    acse_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    dimse_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    network_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    # On shutdown, associations still running after this many seconds are aborted.
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = 10.0
+
+
+class HttpConfig(_Model):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+
+
+class DuplicatePolicy(StrEnum):
+    """What a re-sent SOP Instance with *different* bytes does (identical bytes always succeed)."""
+
+    REPLACE = "replace"  # new bytes become current; the old file is kept under superseded/
+    REJECT = "reject"  # the first version stays; the sender gets 0x0111 Duplicate SOP Instance
+
+
+class MissingUidPolicy(StrEnum):
+    """What an instance with empty/absent SOP Instance, Series or Study UIDs does."""
+
+    REFUSE = "refuse"  # failure status naming the missing UIDs; nothing stored
+    REPAIR = "repair"  # SOP UIDs from the C-STORE request, Study/Series UIDs derived; 0xB000
+
+
+class StorageConfig(_Model):
+    path: Path = Path("var/storage")
+    on_duplicate: DuplicatePolicy = DuplicatePolicy.REPLACE
+    missing_uids: MissingUidPolicy = MissingUidPolicy.REPAIR
+    # Refuse new instances (0xA700) while less than this is free, so the index can still commit.
+    min_free_bytes: Annotated[int, Field(ge=0)] = 256 * 1024 * 1024
+    fsync: bool = True
+
+
+class DatabaseConfig(_Model):
+    # SQLAlchemy URL; a relative SQLite path is relative to the config file.
+    url: str = "sqlite:///var/index.sqlite"
+    echo: bool = False
+
+
+class SeriesConfig(_Model):
+    stable_after_s: Annotated[float, Field(gt=0)] = 30.0
+
+
+class LocalExecutorConfig(_Model):
+    kind: Literal["local"] = "local"
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+
+
+ExecutorConfig = Annotated[LocalExecutorConfig, Field(discriminator="kind")]
+
+
+class DimseDestinationConfig(_Model):
+    kind: Literal["dimse"]
+    ae_title: AeTitle
+    host: str
+    port: Annotated[StrictInt, Field(ge=1, le=65535)]
+
+
+class DicomWebDestinationConfig(_Model):
+    kind: Literal["dicomweb"]
+    url: Annotated[str, Field(pattern=r"^https?://")]
+
+
+DestinationConfig = Annotated[
+    DimseDestinationConfig | DicomWebDestinationConfig, Field(discriminator="kind")
+]
+
+
+class RouteConfig(_Model):
+    name: Annotated[str, Field(min_length=1)]
+    match: dict[str, Any] = Field(default_factory=dict)
+    pipeline: Annotated[str, Field(min_length=1)]
+    send_to: list[str] = Field(default_factory=list)
+
+
+class NodeConfig(_Model):
+    """The whole node: top-level keys as DESIGN.md fixes them."""
+
+    node: NodeIdentityConfig = Field(default_factory=NodeIdentityConfig)
+    dimse: DimseConfig = Field(default_factory=DimseConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    series: SeriesConfig = Field(default_factory=SeriesConfig)
+    executor: ExecutorConfig = Field(default_factory=LocalExecutorConfig)
+    destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    pipelines: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    models_dir: Path = Path("var/models")
+
+    @model_validator(mode="after")
+    def _check_references(self) -> NodeConfig:
+        problems: list[str] = []
+        seen: set[str] = set()
+        for index, route in enumerate(self.routes):
+            if route.name in seen:
+                problems.append(f"routes.{index}.name: duplicate route name {route.name!r}")
+            seen.add(route.name)
+            for target in route.send_to:
+                if target not in self.destinations:
+                    known = ", ".join(sorted(self.destinations)) or "none configured"
+                    problems.append(
+                        f"routes.{index}.send_to: unknown destination {target!r} (known: {known})"
+                    )
+        if problems:
+            # One line per problem, each naming its own YAML path (see loading.format_problems).
+            raise ValueError("\n".join(problems))
+        return self

@@ -1,0 +1,62 @@
+"""The one exception tree of dicom-node.
+
+    DicomNodeError
+    ├── ConfigError            the config file is unreadable or invalid (carries every problem)
+    └── StorageError           an instance could not be stored; carries the DIMSE/HTTP meaning
+        ├── InvalidInstanceError   the data is wrong: undecodable, missing or invalid UIDs
+        │   └── SopClassMismatchError  the dataset's SOP Class is not the one it was sent as
+        ├── DuplicateInstanceError same SOP Instance UID, different bytes, policy "reject"
+        └── OutOfResourcesError    disk full or below the configured reserve
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dicom_node.config.loading import ConfigProblem
+
+__all__ = [
+    "ConfigError",
+    "DicomNodeError",
+    "DuplicateInstanceError",
+    "InvalidInstanceError",
+    "OutOfResourcesError",
+    "SopClassMismatchError",
+    "StorageError",
+]
+
+
+class DicomNodeError(Exception):
+    """Base of every error dicom-node raises on purpose."""
+
+
+class ConfigError(DicomNodeError):
+    def __init__(self, path: Path, problems: Sequence[ConfigProblem]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        lines = "\n".join(f"  {problem}" for problem in self.problems)
+        super().__init__(f"{path}: {len(self.problems)} problem(s)\n{lines}")
+
+
+class StorageError(DicomNodeError):
+    """An instance was not stored. The message is short and safe to send to the peer
+    (no patient data); it becomes the DIMSE ErrorComment or the HTTP problem detail."""
+
+
+class InvalidInstanceError(StorageError):
+    pass
+
+
+class SopClassMismatchError(InvalidInstanceError):
+    pass
+
+
+class DuplicateInstanceError(StorageError):
+    pass
+
+
+class OutOfResourcesError(StorageError):
+    pass

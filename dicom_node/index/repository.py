@@ -1,0 +1,396 @@
+"""The index: one SQL database (SQLite in WAL mode by default, or PostgreSQL).
+
+`record_instance` writes patient, study, series and instance rows in one transaction; when it
+returns, the row is committed (SQLite `synchronous=FULL`: the WAL is on disk).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from dicom_node.index.schema import (
+    Base,
+    InstanceRow,
+    PatientRow,
+    SeriesRow,
+    StudyRow,
+    SupersededFileRow,
+)
+
+__all__ = [
+    "Index",
+    "IndexedInstance",
+    "SeriesSummary",
+    "StoredInstance",
+    "StudySummary",
+    "SupersededFile",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexedInstance:
+    """Everything the index keeps about one received instance."""
+
+    patient_key: str
+    patient_id: str
+    issuer_of_patient_id: str
+    patient_name: str
+    patient_birth_date: str
+    patient_sex: str
+    study_instance_uid: str
+    study_date: str
+    study_time: str
+    accession_number: str
+    study_id: str
+    study_description: str
+    referring_physician_name: str
+    series_instance_uid: str
+    modality: str
+    series_number: int | None
+    series_description: str
+    body_part_examined: str
+    series_date: str
+    series_time: str
+    protocol_name: str
+    manufacturer: str
+    frame_of_reference_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    instance_number: int | None
+    transfer_syntax_uid: str
+    rows: int | None
+    columns: int | None
+    number_of_frames: int | None
+    file_path: str
+    file_size: int
+    sha256: str
+    received_at: datetime
+    calling_ae_title: str
+    called_ae_title: str
+    source_address: str
+    uids_repaired: bool
+
+
+@dataclass(frozen=True)
+class SupersededFile:
+    sop_instance_uid: str
+    file_path: str
+    sha256: str
+    superseded_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    sop_instance_uid: str
+    series_instance_uid: str
+    file_path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    series_instance_uid: str
+    study_instance_uid: str
+    modality: str
+    series_number: int | None
+    series_description: str
+    body_part_examined: str
+    instance_count: int
+    first_received_at: datetime
+    last_received_at: datetime
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    study_instance_uid: str
+    study_date: str
+    study_description: str
+    accession_number: str
+    patient_id: str
+    series_count: int
+    instance_count: int
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL for concurrent readers, FULL sync so a commit survives power loss, a busy timeout
+    for concurrent writers, and BEGIN IMMEDIATE so two writers never deadlock on upgrade."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below rule
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _as_aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; everything stored is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Index:
+    """Thread-safe access to the index database."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        parsed = make_url(url)
+        self._dialect = parsed.get_backend_name()
+        if self._dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {self._dialect!r}: use sqlite or postgresql")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self._dialect == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self._engine = create_engine(parsed, **kwargs)
+        if self._dialect == "sqlite":
+            _configure_sqlite(self._engine)
+        Base.metadata.create_all(self._engine)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        # uid/key -> primary key, filled only after a commit: rows are never deleted.
+        self._known: dict[tuple[str, str], int] = {}
+        self._known_lock = threading.Lock()
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def _insert(self, table: Any) -> Any:
+        module = sqlite if self._dialect == "sqlite" else postgresql
+        return module.insert(table)
+
+    def _get_or_create(
+        self,
+        session: Session,
+        table: Any,
+        key_column: Any,
+        key: str,
+        values: dict[str, Any],
+        new: list[tuple[tuple[str, str], int]],
+    ) -> int:
+        cache_key = (table.__tablename__, key)
+        with self._known_lock:
+            known = self._known.get(cache_key)
+        if known is not None:
+            return known
+        statement = self._insert(table).values(**values).on_conflict_do_nothing(
+            index_elements=[key_column]
+        )
+        session.execute(statement)
+        primary_key = session.execute(select(table.id).where(key_column == key)).scalar_one()
+        new.append((cache_key, primary_key))
+        return int(primary_key)
+
+    def find_instance(self, sop_instance_uid: str) -> StoredInstance | None:
+        with self._sessions() as session:
+            row = session.execute(
+                select(InstanceRow, SeriesRow.series_instance_uid)
+                .join(SeriesRow, SeriesRow.id == InstanceRow.series_pk)
+                .where(InstanceRow.sop_instance_uid == sop_instance_uid)
+            ).first()
+        if row is None:
+            return None
+        instance, series_uid = row
+        return StoredInstance(
+            sop_instance_uid=instance.sop_instance_uid,
+            series_instance_uid=series_uid,
+            file_path=instance.file_path,
+            sha256=instance.sha256,
+        )
+
+    def record_instance(
+        self, item: IndexedInstance, superseded: SupersededFile | None = None
+    ) -> None:
+        """Commit the rows for `item` (insert, or replace the instance row on a re-send)."""
+        new: list[tuple[tuple[str, str], int]] = []
+        with self._transaction() as session:
+            patient_pk = self._get_or_create(
+                session,
+                PatientRow,
+                PatientRow.patient_key,
+                item.patient_key,
+                {
+                    "patient_key": item.patient_key,
+                    "patient_id": item.patient_id,
+                    "issuer_of_patient_id": item.issuer_of_patient_id,
+                    "patient_name": item.patient_name,
+                    "patient_birth_date": item.patient_birth_date,
+                    "patient_sex": item.patient_sex,
+                },
+                new,
+            )
+            study_pk = self._get_or_create(
+                session,
+                StudyRow,
+                StudyRow.study_instance_uid,
+                item.study_instance_uid,
+                {
+                    "study_instance_uid": item.study_instance_uid,
+                    "patient_pk": patient_pk,
+                    "study_date": item.study_date,
+                    "study_time": item.study_time,
+                    "accession_number": item.accession_number,
+                    "study_id": item.study_id,
+                    "study_description": item.study_description,
+                    "referring_physician_name": item.referring_physician_name,
+                    "created_at": item.received_at,
+                },
+                new,
+            )
+            series_pk = self._get_or_create(
+                session,
+                SeriesRow,
+                SeriesRow.series_instance_uid,
+                item.series_instance_uid,
+                {
+                    "series_instance_uid": item.series_instance_uid,
+                    "study_pk": study_pk,
+                    "modality": item.modality,
+                    "series_number": item.series_number,
+                    "series_description": item.series_description,
+                    "body_part_examined": item.body_part_examined,
+                    "series_date": item.series_date,
+                    "series_time": item.series_time,
+                    "protocol_name": item.protocol_name,
+                    "manufacturer": item.manufacturer,
+                    "frame_of_reference_uid": item.frame_of_reference_uid,
+                    "first_received_at": item.received_at,
+                    "last_received_at": item.received_at,
+                },
+                new,
+            )
+            session.execute(
+                update(SeriesRow)
+                .where(SeriesRow.id == series_pk)
+                .values(last_received_at=item.received_at)
+            )
+            instance_values = {
+                "sop_instance_uid": item.sop_instance_uid,
+                "series_pk": series_pk,
+                "sop_class_uid": item.sop_class_uid,
+                "instance_number": item.instance_number,
+                "transfer_syntax_uid": item.transfer_syntax_uid,
+                "rows": item.rows,
+                "columns": item.columns,
+                "number_of_frames": item.number_of_frames,
+                "file_path": item.file_path,
+                "file_size": item.file_size,
+                "sha256": item.sha256,
+                "received_at": item.received_at,
+                "calling_ae_title": item.calling_ae_title,
+                "called_ae_title": item.called_ae_title,
+                "source_address": item.source_address,
+                "uids_repaired": item.uids_repaired,
+            }
+            upsert = self._insert(InstanceRow).values(**instance_values)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[InstanceRow.sop_instance_uid],
+                set_={k: v for k, v in instance_values.items() if k != "sop_instance_uid"},
+            )
+            session.execute(upsert)
+            if superseded is not None:
+                session.add(
+                    SupersededFileRow(
+                        sop_instance_uid=superseded.sop_instance_uid,
+                        file_path=superseded.file_path,
+                        sha256=superseded.sha256,
+                        superseded_at=superseded.superseded_at,
+                    )
+                )
+        with self._known_lock:
+            self._known.update(new)
+
+    def series_summary(self, series_instance_uid: str) -> SeriesSummary | None:
+        with self._sessions() as session:
+            row = session.execute(
+                select(SeriesRow, StudyRow.study_instance_uid, func.count(InstanceRow.id))
+                .join(StudyRow, StudyRow.id == SeriesRow.study_pk)
+                .outerjoin(InstanceRow, InstanceRow.series_pk == SeriesRow.id)
+                .where(SeriesRow.series_instance_uid == series_instance_uid)
+                .group_by(SeriesRow.id, StudyRow.study_instance_uid)
+            ).first()
+        if row is None:
+            return None
+        series, study_uid, count = row
+        return SeriesSummary(
+            series_instance_uid=series.series_instance_uid,
+            study_instance_uid=study_uid,
+            modality=series.modality,
+            series_number=series.series_number,
+            series_description=series.series_description,
+            body_part_examined=series.body_part_examined,
+            instance_count=int(count),
+            first_received_at=_as_aware(series.first_received_at),
+            last_received_at=_as_aware(series.last_received_at),
+        )
+
+    def list_studies(self, *, limit: int, offset: int) -> tuple[int, list[StudySummary]]:
+        """Studies newest first, with the total count for paging."""
+        with self._sessions() as session:
+            total = session.execute(select(func.count(StudyRow.id))).scalar_one()
+            series_count = (
+                select(func.count(SeriesRow.id))
+                .where(SeriesRow.study_pk == StudyRow.id)
+                .scalar_subquery()
+            )
+            instance_count = (
+                select(func.count(InstanceRow.id))
+                .join(SeriesRow, SeriesRow.id == InstanceRow.series_pk)
+                .where(SeriesRow.study_pk == StudyRow.id)
+                .scalar_subquery()
+            )
+            rows = session.execute(
+                select(StudyRow, PatientRow.patient_id, series_count, instance_count)
+                .join(PatientRow, PatientRow.id == StudyRow.patient_pk)
+                .order_by(StudyRow.created_at.desc(), StudyRow.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return int(total), [
+            StudySummary(
+                study_instance_uid=study.study_instance_uid,
+                study_date=study.study_date,
+                study_description=study.study_description,
+                accession_number=study.accession_number,
+                patient_id=patient_id,
+                series_count=int(n_series),
+                instance_count=int(n_instances),
+            )
+            for study, patient_id, n_series, n_instances in rows
+        ]
+
+    def instance_count(self) -> int:
+        with self._sessions() as session:
+            return int(session.execute(select(func.count(InstanceRow.id))).scalar_one())
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self._sessions() as session:
+            session.execute(select(1))

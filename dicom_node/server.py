@@ -1,0 +1,113 @@
+"""`dicom-node serve`: wire storage, index, DIMSE SCP and HTTP together in one process.
+
+Start order: index -> storage (temp files from a crash removed) -> DIMSE -> HTTP -> ready line.
+SIGTERM/SIGINT: stop HTTP, stop accepting associations, let running ones finish for
+`dimse.shutdown_grace_s` (then abort them), close the index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Generator
+
+import uvicorn
+
+from dicom_node.config.models import NodeConfig
+from dicom_node.dimse import DimseServer
+from dicom_node.http.app import ApiContext, create_app
+from dicom_node.index import Index
+from dicom_node.storage import InstanceStore, StorageArea
+
+__all__ = ["serve"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the node stops HTTP and DIMSE together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _format_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def _run(config: NodeConfig) -> None:
+    index = Index(config.database.url, echo=config.database.echo)
+    dimse: DimseServer | None = None
+    try:
+        area = StorageArea(
+            root=config.storage.path,
+            min_free_bytes=config.storage.min_free_bytes,
+            fsync=config.storage.fsync,
+        )
+        removed = area.prepare()
+        if removed:
+            logger.warning("removed %d incomplete temp file(s) left by an earlier stop", removed)
+        store = InstanceStore(
+            area,
+            index,
+            on_duplicate=config.storage.on_duplicate,
+            missing_uids=config.storage.missing_uids,
+        )
+        dimse = DimseServer(config.dimse, config.node.ae_title, store)
+        dimse_host, dimse_port = dimse.start()
+
+        app = create_app(
+            ApiContext(
+                index=index,
+                stable_after_s=config.series.stable_after_s,
+                ae_title=config.node.ae_title,
+                storage_path=str(config.storage.path),
+            )
+        )
+        http = _Server(
+            uvicorn.Config(
+                app,
+                host=config.http.host,
+                port=config.http.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda s=signum: _request_exit(http, s))
+        serving = asyncio.create_task(http.serve())
+        while not http.started:
+            if serving.done():
+                serving.result()  # re-raises why HTTP could not start
+                if http.should_exit:
+                    return  # stopped by a signal while starting
+                raise RuntimeError("HTTP server stopped before it started")
+            await asyncio.sleep(0.02)
+        http_host, http_port = http.servers[0].sockets[0].getsockname()[:2]
+        sys.stdout.write(
+            f"ready dimse={_format_host(dimse_host)}:{dimse_port}"
+            f" http={_format_host(http_host)}:{http_port}\n"
+        )
+        sys.stdout.flush()
+        logger.info("dicom-node ready", extra={"ae_title": config.node.ae_title})
+        await serving
+    finally:
+        if dimse is not None:
+            dimse.stop(config.dimse.shutdown_grace_s)
+        index.close()
+        logger.info("dicom-node stopped")
+
+
+def _request_exit(http: uvicorn.Server, signum: int) -> None:
+    logger.info("received %s, stopping", signal.Signals(signum).name)
+    http.should_exit = True
+
+
+def serve(config: NodeConfig) -> None:
+    asyncio.run(_run(config))

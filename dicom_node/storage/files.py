@@ -1,0 +1,158 @@
+"""Durable, atomic file writes inside the storage root, and the paths derived from UIDs.
+
+Layout (every component a validated UID, never a raw string from the peer):
+
+    <root>/studies/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
+    <root>/superseded/<SOPInstanceUID>/<UTC timestamp>.dcm   previous versions (policy replace)
+    <root>/.incoming/                                          temp files; emptied at start
+
+A file appears at its final path only complete and fsynced (write temp, fsync, rename, fsync
+the folder), so a crash at any moment leaves either the whole file or nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from dicom_node.errors import InvalidInstanceError, OutOfResourcesError, StorageError
+from dicom_node.uids import is_valid_uid
+
+__all__ = ["StorageArea"]
+
+_OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _storage_failure(action: str, exc: OSError) -> StorageError:
+    if exc.errno in _OUT_OF_SPACE:
+        return OutOfResourcesError(f"storage full while {action}")
+    return StorageError(f"storage I/O error while {action}: {os.strerror(exc.errno or 0)}")
+
+
+@dataclass(frozen=True)
+class StorageArea:
+    root: Path
+    min_free_bytes: int = 0
+    fsync: bool = True
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / ".incoming"
+
+    def prepare(self) -> int:
+        """Create the folders and delete temp files a crash left behind; return how many."""
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        (self.root / "studies").mkdir(exist_ok=True)
+        removed = 0
+        for leftover in self.incoming.iterdir():
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
+            removed += 1
+        return removed
+
+    def instance_path(
+        self, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
+    ) -> PurePosixPath:
+        """Relative path of an instance; refuses anything that is not a valid UID."""
+        for name, value in (
+            ("StudyInstanceUID", study_instance_uid),
+            ("SeriesInstanceUID", series_instance_uid),
+            ("SOPInstanceUID", sop_instance_uid),
+        ):
+            if not is_valid_uid(value):
+                raise InvalidInstanceError(f"{name} is not a valid UID")
+        return PurePosixPath(
+            "studies", study_instance_uid, series_instance_uid, f"{sop_instance_uid}.dcm"
+        )
+
+    def superseded_path(self, sop_instance_uid: str, when: datetime) -> PurePosixPath:
+        if not is_valid_uid(sop_instance_uid):
+            raise InvalidInstanceError("SOPInstanceUID is not a valid UID")
+        return PurePosixPath(
+            "superseded", sop_instance_uid, f"{when.strftime('%Y%m%dT%H%M%S%fZ')}.dcm"
+        )
+
+    def absolute(self, relative: PurePosixPath | str) -> Path:
+        return self.root / relative
+
+    def check_free_space(self, needed: int) -> None:
+        """Refuse early when the write would eat into the configured reserve."""
+        if self.min_free_bytes <= 0:
+            return
+        try:
+            usage = shutil.disk_usage(self.root)
+        except OSError as exc:
+            raise _storage_failure("checking free space", exc) from exc
+        if usage.free - needed < self.min_free_bytes:
+            raise OutOfResourcesError("storage is below its free-space reserve")
+
+    def _make_parent(self, target: Path) -> None:
+        missing: list[Path] = []
+        parent = target.parent
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        if not missing:
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if self.fsync:
+            # New directory entries must reach the disk too, deepest last.
+            for created in reversed(missing):
+                _fsync_directory(created.parent)
+
+    def write(self, relative: PurePosixPath, data: bytes) -> None:
+        """Atomically place `data` at `relative`: complete and durable, or not there at all."""
+        target = self.absolute(relative)
+        temp = self.incoming / f"{uuid.uuid4().hex}.part"
+        try:
+            self._make_parent(target)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, target)
+            if self.fsync:
+                _fsync_directory(target.parent)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            raise _storage_failure("writing an instance", exc) from exc
+
+    def keep(self, current: PurePosixPath | str, keep_as: PurePosixPath) -> None:
+        """Hard-link the file at `current` as `keep_as` (its old version outlives a replace)."""
+        source = self.absolute(current)
+        target = self.absolute(keep_as)
+        try:
+            self._make_parent(target)
+            os.link(source, target)
+            if self.fsync:
+                _fsync_directory(target.parent)
+        except OSError as exc:
+            raise _storage_failure("keeping the superseded version", exc) from exc
+
+    def restore(self, kept: PurePosixPath, current: PurePosixPath | str) -> None:
+        """Undo a replace whose index commit failed: put the kept version back."""
+        os.replace(self.absolute(kept), self.absolute(current))
+
+    def remove(self, relative: PurePosixPath | str) -> None:
+        self.absolute(relative).unlink(missing_ok=True)

@@ -1,0 +1,342 @@
+"""Storing one received instance: check it, place the file durably, commit the index row.
+
+This is the only path by which an instance enters the node (C-STORE today, STOW-RS later).
+When `InstanceStore.store` returns, the file is fsynced in place and its index row committed;
+any failure raises a StorageError subclass and leaves neither a partial file nor a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import PurePosixPath
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filewriter import dcmwrite, write_file_meta_info
+from pydicom.uid import DeflatedExplicitVRLittleEndian, UID
+
+from dicom_node import __version__
+from dicom_node.config.models import DuplicatePolicy, MissingUidPolicy
+from dicom_node.errors import (
+    DuplicateInstanceError,
+    InvalidInstanceError,
+    SopClassMismatchError,
+)
+from dicom_node.index import Index, IndexedInstance, SupersededFile
+from dicom_node.storage.files import StorageArea
+from dicom_node.storage.inspection import read_header
+from dicom_node.uids import derive_uid, is_valid_uid
+
+__all__ = ["Disposition", "InstanceStore", "Receipt", "StoreOutcome"]
+
+logger = logging.getLogger(__name__)
+
+# Our Implementation Class UID (PS3.7 D.3.3.2): derived once from the product name.
+IMPLEMENTATION_CLASS_UID = derive_uid("dicom-node", "implementation")
+IMPLEMENTATION_VERSION_NAME = f"DICOMNODE_{__version__}"[:16]
+_PREAMBLE = b"\x00" * 128 + b"DICM"
+_LOCK_STRIPES = 64
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """How an instance arrived: the negotiated encoding and who sent it."""
+
+    transfer_syntax_uid: str
+    affected_sop_class_uid: str = ""
+    affected_sop_instance_uid: str = ""
+    calling_ae_title: str = ""
+    called_ae_title: str = ""
+    source_address: str = ""
+
+
+class Disposition(StrEnum):
+    STORED = "stored"  # new instance
+    UNCHANGED = "unchanged"  # re-sent with identical bytes; nothing written
+    REPLACED = "replaced"  # re-sent with other bytes; previous version kept
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    disposition: Disposition
+    uids_repaired: tuple[str, ...] = ()  # keywords whose values the node supplied
+
+
+def _text(dataset: Dataset, keyword: str) -> str:
+    value = dataset.get(keyword)
+    if value is None:
+        return ""
+    return str(value).strip()
+
+
+def _integer(dataset: Dataset, keyword: str) -> int | None:
+    try:
+        value = dataset.get(keyword)
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+_IDENTIFYING = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+class InstanceStore:
+    def __init__(
+        self,
+        area: StorageArea,
+        index: Index,
+        *,
+        on_duplicate: DuplicatePolicy,
+        missing_uids: MissingUidPolicy,
+    ) -> None:
+        self._area = area
+        self._index = index
+        self._on_duplicate = on_duplicate
+        self._missing_uids = missing_uids
+        self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+
+    def store(self, encoded_dataset: bytes, receipt: Receipt) -> StoreOutcome:
+        """Store the dataset `encoded_dataset` (no preamble/meta) exactly as received."""
+        header = read_header(encoded_dataset, receipt.transfer_syntax_uid)
+        dataset = header.dataset
+        repaired = self._resolve_uids(dataset, receipt)
+        if repaired:
+            encoded_dataset = self._encode_repaired(dataset, header.transfer_syntax_uid, repaired)
+        sop_instance_uid = _text(dataset, "SOPInstanceUID")
+        relative = self._area.instance_path(
+            _text(dataset, "StudyInstanceUID"),
+            _text(dataset, "SeriesInstanceUID"),
+            sop_instance_uid,
+        )
+        digest = hashlib.sha256(encoded_dataset).hexdigest()
+        file_bytes = self._file_bytes(dataset, header.transfer_syntax_uid, receipt, encoded_dataset)
+        now = datetime.now(UTC)
+        lock = self._locks[hash(sop_instance_uid) % _LOCK_STRIPES]
+        with lock:
+            existing = self._index.find_instance(sop_instance_uid)
+            if (
+                existing is not None
+                and existing.sha256 == digest
+                and self._area.absolute(existing.file_path).is_file()
+            ):
+                return self._outcome(dataset, Disposition.UNCHANGED, repaired)
+            if existing is not None and self._on_duplicate is DuplicatePolicy.REJECT:
+                raise DuplicateInstanceError(
+                    "SOP Instance already stored with different content; policy keeps the first"
+                )
+            self._area.check_free_space(len(file_bytes))
+            superseded = None
+            if existing is not None:
+                superseded = SupersededFile(
+                    sop_instance_uid=sop_instance_uid,
+                    file_path=str(self._area.superseded_path(sop_instance_uid, now)),
+                    sha256=existing.sha256,
+                    superseded_at=now,
+                )
+                self._area.keep(existing.file_path, self._area.superseded_path(sop_instance_uid, now))
+            self._area.write(relative, file_bytes)
+            try:
+                self._index.record_instance(
+                    self._describe(dataset, header.transfer_syntax_uid, receipt, relative, file_bytes, digest, now, repaired),
+                    superseded,
+                )
+            except Exception:
+                self._undo(relative, existing.file_path if existing else None, superseded)
+                raise
+            if existing is not None and existing.file_path != str(relative):
+                # Same instance re-sent under another series: the old path is now a stale copy.
+                self._area.remove(existing.file_path)
+        disposition = Disposition.STORED if existing is None else Disposition.REPLACED
+        return self._outcome(dataset, disposition, repaired)
+
+    def _undo(
+        self, relative: PurePosixPath, previous_path: str | None, superseded: SupersededFile | None
+    ) -> None:
+        if superseded is not None and previous_path is not None:
+            self._area.restore(PurePosixPath(superseded.file_path), previous_path)
+            if previous_path != str(relative):
+                self._area.remove(str(relative))
+        else:
+            self._area.remove(str(relative))
+
+    @staticmethod
+    def _outcome(dataset: Dataset, disposition: Disposition, repaired: tuple[str, ...]) -> StoreOutcome:
+        return StoreOutcome(
+            sop_instance_uid=_text(dataset, "SOPInstanceUID"),
+            series_instance_uid=_text(dataset, "SeriesInstanceUID"),
+            study_instance_uid=_text(dataset, "StudyInstanceUID"),
+            disposition=disposition,
+            uids_repaired=repaired,
+        )
+
+    def _resolve_uids(self, dataset: Dataset, receipt: Receipt) -> tuple[str, ...]:
+        """Check the identifying UIDs; apply `storage.missing_uids` to empty ones.
+
+        Returns the keywords the node filled in (empty unless the policy is repair).
+        """
+        try:
+            values = {keyword: _text(dataset, keyword) for keyword in _IDENTIFYING}
+        except (ValueError, TypeError, LookupError) as exc:
+            raise InvalidInstanceError(f"identifying UIDs do not decode: {exc}") from exc
+        missing = tuple(keyword for keyword, value in values.items() if not value)
+        if missing and self._missing_uids is MissingUidPolicy.REFUSE:
+            raise InvalidInstanceError(
+                f"missing {', '.join(missing)} (node policy storage.missing_uids: refuse)"
+            )
+        if missing:
+            self._repair(dataset, values, missing, receipt)
+        for keyword in _IDENTIFYING:
+            if not is_valid_uid(values[keyword]):
+                raise InvalidInstanceError(f"{keyword} is not a valid UID")
+        requested_class = receipt.affected_sop_class_uid.strip()
+        if requested_class and requested_class != values["SOPClassUID"]:
+            raise SopClassMismatchError("SOP Class UID in the dataset differs from the request")
+        requested_instance = receipt.affected_sop_instance_uid.strip()
+        if requested_instance and requested_instance != values["SOPInstanceUID"]:
+            raise InvalidInstanceError("SOP Instance UID in the dataset differs from the request")
+        return missing
+
+    @staticmethod
+    def _repair(
+        dataset: Dataset, values: dict[str, str], missing: tuple[str, ...], receipt: Receipt
+    ) -> None:
+        """Fill empty UIDs: SOP UIDs from the request (what the sender says it sent), Study and
+        Series UIDs derived deterministically from the attributes that identify them, so every
+        instance of one anonymised series lands in the same derived series, every time."""
+        originals = Dataset()
+        for keyword in missing:
+            setattr(originals, keyword, dataset.get(keyword, ""))
+        if "SOPClassUID" in missing:
+            values["SOPClassUID"] = receipt.affected_sop_class_uid.strip()
+        if "SOPInstanceUID" in missing:
+            values["SOPInstanceUID"] = receipt.affected_sop_instance_uid.strip()
+        if "StudyInstanceUID" in missing:
+            values["StudyInstanceUID"] = derive_uid(
+                "study",
+                *(_text(dataset, keyword) for keyword in (
+                    "PatientID", "PatientName", "PatientBirthDate", "StudyDate", "StudyTime",
+                    "AccessionNumber", "StudyID", "StudyDescription",
+                )),
+            )
+        if "SeriesInstanceUID" in missing:
+            values["SeriesInstanceUID"] = derive_uid(
+                "series",
+                values["StudyInstanceUID"],
+                *(_text(dataset, keyword) for keyword in (
+                    "Modality", "SeriesNumber", "SeriesDate", "SeriesTime", "SeriesDescription",
+                )),
+            )
+        for keyword in missing:
+            if not values[keyword]:
+                raise InvalidInstanceError(f"missing {keyword} in the dataset and the request")
+            setattr(dataset, keyword, values[keyword])
+        # PS3.3 C.12.1.1.9: record what was changed, by whom and why.
+        record = Dataset()
+        record.ModifiedAttributesSequence = [originals]
+        record.AttributeModificationDateTime = datetime.now(UTC).strftime("%Y%m%d%H%M%S.%f+0000")
+        record.ModifyingSystem = "dicom-node"
+        record.ReasonForTheAttributeModification = "COERCE"
+        if receipt.calling_ae_title:
+            record.SourceOfPreviousValues = receipt.calling_ae_title[:64]
+        history = list(dataset.get("OriginalAttributesSequence", []))
+        dataset.OriginalAttributesSequence = [*history, record]
+
+    @staticmethod
+    def _encode_repaired(dataset: Dataset, syntax: UID, repaired: tuple[str, ...]) -> bytes:
+        buffer = io.BytesIO()
+        dcmwrite(
+            buffer,
+            dataset,
+            implicit_vr=syntax.is_implicit_VR,
+            little_endian=syntax.is_little_endian,
+            enforce_file_format=False,
+        )
+        encoded = buffer.getvalue()
+        if syntax == DeflatedExplicitVRLittleEndian:
+            compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+            encoded = compressor.compress(encoded) + compressor.flush()
+        logger.info("repaired missing UIDs", extra={"repaired": repaired})
+        return encoded
+
+    @staticmethod
+    def _file_bytes(dataset: Dataset, syntax: UID, receipt: Receipt, encoded: bytes) -> bytes:
+        """PS3.10 file: preamble, File Meta Information (7.1), then the dataset as received."""
+        meta = FileMetaDataset()
+        meta.FileMetaInformationVersion = b"\x00\x01"
+        meta.MediaStorageSOPClassUID = _text(dataset, "SOPClassUID")
+        meta.MediaStorageSOPInstanceUID = _text(dataset, "SOPInstanceUID")
+        meta.TransferSyntaxUID = syntax
+        meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+        meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+        if receipt.calling_ae_title:
+            meta.SourceApplicationEntityTitle = receipt.calling_ae_title
+        buffer = io.BytesIO()
+        write_file_meta_info(buffer, meta, enforce_standard=True)  # type: ignore[arg-type]
+        return b"".join((_PREAMBLE, buffer.getvalue(), encoded))
+
+    @staticmethod
+    def _describe(
+        dataset: Dataset,
+        syntax: UID,
+        receipt: Receipt,
+        relative: PurePosixPath,
+        file_bytes: bytes,
+        digest: str,
+        now: datetime,
+        repaired: tuple[str, ...],
+    ) -> IndexedInstance:
+        patient_id = _text(dataset, "PatientID")
+        issuer = _text(dataset, "IssuerOfPatientID")
+        name = _text(dataset, "PatientName")
+        birth_date = _text(dataset, "PatientBirthDate")
+        # Anonymised data often has no Patient ID: keep such patients apart by name + birth date.
+        patient_key = f"id={patient_id}|issuer={issuer}" if patient_id else f"name={name}|birth={birth_date}"
+        return IndexedInstance(
+            patient_key=patient_key,
+            patient_id=patient_id,
+            issuer_of_patient_id=issuer,
+            patient_name=name,
+            patient_birth_date=birth_date[:8],
+            patient_sex=_text(dataset, "PatientSex")[:16],
+            study_instance_uid=_text(dataset, "StudyInstanceUID"),
+            study_date=_text(dataset, "StudyDate")[:8],
+            study_time=_text(dataset, "StudyTime")[:16],
+            accession_number=_text(dataset, "AccessionNumber")[:16],
+            study_id=_text(dataset, "StudyID")[:16],
+            study_description=_text(dataset, "StudyDescription")[:64],
+            referring_physician_name=_text(dataset, "ReferringPhysicianName"),
+            series_instance_uid=_text(dataset, "SeriesInstanceUID"),
+            modality=_text(dataset, "Modality")[:16],
+            series_number=_integer(dataset, "SeriesNumber"),
+            series_description=_text(dataset, "SeriesDescription")[:64],
+            body_part_examined=_text(dataset, "BodyPartExamined")[:16],
+            series_date=_text(dataset, "SeriesDate")[:8],
+            series_time=_text(dataset, "SeriesTime")[:16],
+            protocol_name=_text(dataset, "ProtocolName")[:64],
+            manufacturer=_text(dataset, "Manufacturer")[:64],
+            frame_of_reference_uid=_text(dataset, "FrameOfReferenceUID")[:64],
+            sop_instance_uid=_text(dataset, "SOPInstanceUID"),
+            sop_class_uid=_text(dataset, "SOPClassUID"),
+            instance_number=_integer(dataset, "InstanceNumber"),
+            transfer_syntax_uid=str(syntax),
+            rows=_integer(dataset, "Rows"),
+            columns=_integer(dataset, "Columns"),
+            number_of_frames=_integer(dataset, "NumberOfFrames"),
+            file_path=str(relative),
+            file_size=len(file_bytes),
+            sha256=digest,
+            received_at=now,
+            calling_ae_title=receipt.calling_ae_title,
+            called_ae_title=receipt.called_ae_title,
+            source_address=receipt.source_address,
+            uids_repaired=bool(repaired),
+        )
