@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -67,8 +68,17 @@ def _check_port(value: int) -> int:
 
 AeTitle = Annotated[str, AfterValidator(_check_ae_title)]
 Port = Annotated[StrictInt, AfterValidator(_check_port)]
+def _parse_network(value: object) -> object:
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    try:
+        return ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+
+
 HostNetwork = Annotated[
-    ipaddress.IPv4Network | ipaddress.IPv6Network, Field(description="address or CIDR network")
+    ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_parse_network)
 ]
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_node.config.models import DimseConfig, PeerConfig
+from dicom_node.dimse.syntaxes import ACCEPTED_TRANSFER_SYNTAXES
 from dicom_node.dimse.status import AssociateRejectReason, Status
 from dicom_node.errors import (
     DuplicateInstanceError,
@@ -88,7 +88,7 @@ class DimseServer:
         self._ae.acse_timeout = config.acse_timeout_s
         self._ae.dimse_timeout = config.dimse_timeout_s
         self._ae.network_timeout = config.network_timeout_s
-        transfer_syntaxes = list(AllTransferSyntaxes)
+        transfer_syntaxes = list(ACCEPTED_TRANSFER_SYNTAXES)
         self._ae.add_supported_context(Verification, transfer_syntaxes)
         for context in AllStoragePresentationContexts:
             self._ae.add_supported_context(context.abstract_syntax, transfer_syntaxes)

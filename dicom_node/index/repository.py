@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, case, create_engine, event, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -77,6 +77,7 @@ class IndexedInstance:
     file_path: str
     file_size: int
     sha256: str
+    received_sha256: str
     received_at: datetime
     calling_ae_title: str
     called_ae_title: str
@@ -98,6 +99,7 @@ class StoredInstance:
     series_instance_uid: str
     file_path: str
     sha256: str
+    received_sha256: str
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,7 @@ class Index:
             series_instance_uid=series_uid,
             file_path=instance.file_path,
             sha256=instance.sha256,
+            received_sha256=instance.received_sha256,
         )
 
     def record_instance(
@@ -286,10 +289,21 @@ class Index:
                 },
                 new,
             )
+            received_at = literal(item.received_at, SeriesRow.last_received_at.type)
             session.execute(
                 update(SeriesRow)
                 .where(SeriesRow.id == series_pk)
-                .values(last_received_at=item.received_at)
+                .values(
+                    # Receipts can commit out of order: only ever widen [first, last].
+                    first_received_at=case(
+                        (SeriesRow.first_received_at > received_at, received_at),
+                        else_=SeriesRow.first_received_at,
+                    ),
+                    last_received_at=case(
+                        (SeriesRow.last_received_at < received_at, received_at),
+                        else_=SeriesRow.last_received_at,
+                    ),
+                )
             )
             instance_values = {
                 "sop_instance_uid": item.sop_instance_uid,
@@ -303,6 +317,7 @@ class Index:
                 "file_path": item.file_path,
                 "file_size": item.file_size,
                 "sha256": item.sha256,
+                "received_sha256": item.received_sha256,
                 "received_at": item.received_at,
                 "calling_ae_title": item.calling_ae_title,
                 "called_ae_title": item.called_ae_title,

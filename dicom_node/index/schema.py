@@ -81,7 +81,10 @@ class InstanceRow(Base):
     number_of_frames: Mapped[int | None] = mapped_column(Integer, nullable=True)
     file_path: Mapped[str] = mapped_column(String(400))
     file_size: Mapped[int] = mapped_column(BigInteger)
+    # sha256 of the stored dataset (the bytes after the file meta) ...
     sha256: Mapped[str] = mapped_column(String(64))
+    # ... and of the dataset as the peer sent it: differs only when UIDs were repaired.
+    received_sha256: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     calling_ae_title: Mapped[str] = mapped_column(String(16), default="")
     called_ae_title: Mapped[str] = mapped_column(String(16), default="")

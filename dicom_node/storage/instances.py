@@ -108,6 +108,8 @@ class InstanceStore:
         """Store the dataset `encoded_dataset` (no preamble/meta) exactly as received."""
         header = read_header(encoded_dataset, receipt.transfer_syntax_uid)
         dataset = header.dataset
+        # Re-sends are recognised by what the peer sent, so a repaired instance is idempotent too.
+        received_digest = hashlib.sha256(encoded_dataset).hexdigest()
         repaired = self._resolve_uids(dataset, receipt)
         if repaired:
             encoded_dataset = self._encode_repaired(dataset, header.transfer_syntax_uid, repaired)
@@ -117,7 +119,7 @@ class InstanceStore:
             _text(dataset, "SeriesInstanceUID"),
             sop_instance_uid,
         )
-        digest = hashlib.sha256(encoded_dataset).hexdigest()
+        digest = hashlib.sha256(encoded_dataset).hexdigest() if repaired else received_digest
         file_bytes = self._file_bytes(dataset, header.transfer_syntax_uid, receipt, encoded_dataset)
         now = datetime.now(UTC)
         lock = self._locks[hash(sop_instance_uid) % _LOCK_STRIPES]
@@ -125,7 +127,7 @@ class InstanceStore:
             existing = self._index.find_instance(sop_instance_uid)
             if (
                 existing is not None
-                and existing.sha256 == digest
+                and existing.received_sha256 == received_digest
                 and self._area.absolute(existing.file_path).is_file()
             ):
                 return self._outcome(dataset, Disposition.UNCHANGED, repaired)
@@ -146,7 +148,16 @@ class InstanceStore:
             self._area.write(relative, file_bytes)
             try:
                 self._index.record_instance(
-                    self._describe(dataset, header.transfer_syntax_uid, receipt, relative, file_bytes, digest, now, repaired),
+                    self._describe(
+                        dataset,
+                        header.transfer_syntax_uid,
+                        receipt,
+                        relative,
+                        file_bytes,
+                        (digest, received_digest),
+                        now,
+                        repaired,
+                    ),
                     superseded,
                 )
             except Exception:
@@ -290,7 +301,7 @@ class InstanceStore:
         receipt: Receipt,
         relative: PurePosixPath,
         file_bytes: bytes,
-        digest: str,
+        digests: tuple[str, str],
         now: datetime,
         repaired: tuple[str, ...],
     ) -> IndexedInstance:
@@ -333,7 +344,8 @@ class InstanceStore:
             number_of_frames=_integer(dataset, "NumberOfFrames"),
             file_path=str(relative),
             file_size=len(file_bytes),
-            sha256=digest,
+            sha256=digests[0],
+            received_sha256=digests[1],
             received_at=now,
             calling_ae_title=receipt.calling_ae_title,
             called_ae_title=receipt.called_ae_title,

@@ -48,6 +48,7 @@ class NodeProcess:
     http_port: int = 0
     stdout_lines: list[str] = field(default_factory=list)
     stderr_path: Path | None = None
+    _reader: threading.Thread | None = None
 
     @property
     def config_path(self) -> Path:
@@ -88,7 +89,8 @@ class NodeProcess:
                     self.http_port = int(match["http"])
                     ready.set()
 
-        threading.Thread(target=read_stdout, daemon=True).start()
+        self._reader = threading.Thread(target=read_stdout, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout_s
         while not ready.wait(0.05):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -103,9 +105,18 @@ class NodeProcess:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout_s)
+        code = self.process.wait(timeout=timeout_s)
+        self._close_pipes()
+        return code
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
