@@ -90,7 +90,7 @@ def index_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'index.sqlite'}"
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.create_database()
+    return server.create_schema()
 
 
 @pytest.fixture

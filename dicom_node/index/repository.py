@@ -128,7 +128,8 @@ class StudySummary:
 
 def _configure_sqlite(engine: Engine) -> None:
     """WAL for concurrent readers, FULL sync so a commit survives power loss, a busy timeout
-    for concurrent writers, and BEGIN IMMEDIATE so two writers never deadlock on upgrade."""
+    for concurrent writers, and BEGIN IMMEDIATE for write transactions so two writers never
+    deadlock on a lock upgrade (reads use a plain BEGIN and never wait for writers)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -142,7 +143,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _as_aware(value: datetime) -> datetime:
@@ -168,6 +170,9 @@ class Index:
             _configure_sqlite(self._engine)
         Base.metadata.create_all(self._engine)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(
+            self._engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+        )
         # uid/key -> primary key, filled only after a commit: rows are never deleted.
         self._known: dict[tuple[str, str], int] = {}
         self._known_lock = threading.Lock()
@@ -181,7 +186,7 @@ class Index:
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
+        with self._write_sessions() as session, session.begin():
             yield session
 
     def _insert(self, table: Any) -> Any:

@@ -69,6 +69,28 @@ class PostgresServer:
             f"postgresql+psycopg://{SUPERUSER}@/{database}?host={self.socket_dir}&port={self.port}"
         )
 
+    def create_schema(self, name: str | None = None) -> str:
+        """Create an empty schema in `database`; the URL returned puts it first on the
+        search_path. Isolates a test in about a millisecond (CREATE DATABASE takes ~0.3 s)."""
+        schema = name or f"dn_{uuid.uuid4().hex[:12]}"
+        subprocess.run(
+            [
+                str(self.bin_dir / "psql"),
+                "--host=127.0.0.1",
+                f"--port={self.port}",
+                f"--username={SUPERUSER}",
+                f"--dbname={self.database}",
+                "--no-password",
+                "--quiet",
+                "--set=ON_ERROR_STOP=1",
+                f"--command=CREATE SCHEMA {schema}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return f"{self.url}?options=-csearch_path%3D{schema}"
+
     def create_database(self, name: str | None = None) -> str:
         """Create a fresh, empty database and return its URL."""
         database = name or f"dn_{uuid.uuid4().hex[:12]}"
