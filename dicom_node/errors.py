@@ -1,12 +1,12 @@
 """The one exception tree of dicom-node.
 
-    DicomNodeError
-    ├── ConfigError            the config file is unreadable or invalid (carries every problem)
-    └── StorageError           an instance could not be stored; carries the DIMSE/HTTP meaning
-        ├── InvalidInstanceError   the data is wrong: undecodable, missing or invalid UIDs
-        │   └── SopClassMismatchError  the dataset's SOP Class is not the one it was sent as
-        ├── DuplicateInstanceError same SOP Instance UID, different bytes, policy "reject"
-        └── OutOfResourcesError    disk full or below the configured reserve
+DicomNodeError
+├── ConfigError            the config file is unreadable or invalid (carries every problem)
+└── StorageError           an instance could not be stored; carries the DIMSE/HTTP meaning
+    ├── InvalidInstanceError   the data is wrong: undecodable, missing or invalid UIDs
+    │   └── SopClassMismatchError  the dataset's SOP Class is not the one it was sent as
+    ├── DuplicateInstanceError same SOP Instance UID, different bytes, policy "reject"
+    └── OutOfResourcesError    disk full or below the configured reserve
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ async def _run(config: NodeConfig) -> None:
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, lambda s=signum: _request_exit(http, s))
+            loop.add_signal_handler(signum, _request_exit, http, signum)
         serving = asyncio.create_task(http.serve())
         while not http.started:
             if serving.done():

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -68,6 +68,8 @@ def _check_port(value: int) -> int:
 
 AeTitle = Annotated[str, AfterValidator(_check_ae_title)]
 Port = Annotated[StrictInt, AfterValidator(_check_port)]
+
+
 def _parse_network(value: object) -> object:
     if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
         return value

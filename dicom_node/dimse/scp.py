@@ -20,8 +20,8 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_node.config.models import DimseConfig, PeerConfig
-from dicom_node.dimse.syntaxes import ACCEPTED_TRANSFER_SYNTAXES
 from dicom_node.dimse.status import AssociateRejectReason, Status
+from dicom_node.dimse.syntaxes import ACCEPTED_TRANSFER_SYNTAXES
 from dicom_node.errors import (
     DuplicateInstanceError,
     InvalidInstanceError,
@@ -91,7 +91,8 @@ class DimseServer:
         transfer_syntaxes = list(ACCEPTED_TRANSFER_SYNTAXES)
         self._ae.add_supported_context(Verification, transfer_syntaxes)
         for context in AllStoragePresentationContexts:
-            self._ae.add_supported_context(context.abstract_syntax, transfer_syntaxes)
+            if context.abstract_syntax is not None:
+                self._ae.add_supported_context(context.abstract_syntax, transfer_syntaxes)
         self._server: ThreadedAssociationServer | None = None
 
     @property

@@ -21,9 +21,9 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEG2000MCLossless,
+    JPEGLossless,
     JPEGLosslessSV1,
     JPEGLSLossless,
-    JPEGLossless,
     RLELossless,
 )
 

@@ -81,7 +81,12 @@ def _require_uid(value: str, name: str) -> str:
 
 
 def create_app(context: ApiContext) -> FastAPI:
-    app = FastAPI(title="dicom-node", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="dicom-node",
+        version=__version__,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+    )
     _install_problem_handlers(app)
     index = context.index
 

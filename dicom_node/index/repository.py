@@ -207,8 +207,8 @@ class Index:
             known = self._known.get(cache_key)
         if known is not None:
             return known
-        statement = self._insert(table).values(**values).on_conflict_do_nothing(
-            index_elements=[key_column]
+        statement = (
+            self._insert(table).values(**values).on_conflict_do_nothing(index_elements=[key_column])
         )
         session.execute(statement)
         primary_key = session.execute(select(table.id).where(key_column == key)).scalar_one()

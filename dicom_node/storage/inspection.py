@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import MutableMapping
 from dataclasses import dataclass
+from typing import cast
 
 from pydicom.charset import default_encoding
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import data_element_generator
 from pydicom.tag import BaseTag
-from pydicom.uid import DeflatedExplicitVRLittleEndian, UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from dicom_node.errors import InvalidInstanceError
 
@@ -48,12 +50,16 @@ def _raw_elements(encoded: bytes, syntax: UID) -> dict[BaseTag, RawDataElement]:
     previous = -1
     consumed = 0
     try:
-        for element in data_element_generator(stream, syntax.is_implicit_VR, syntax.is_little_endian):
+        for element in data_element_generator(
+            stream, syntax.is_implicit_VR, syntax.is_little_endian
+        ):
             if element.tag <= previous:
                 raise InvalidInstanceError(
                     f"element ({element.tag >> 16:04X},{element.tag & 0xFFFF:04X}) out of order:"
                     " wrong value length or corrupt data"
                 )
+            if not isinstance(element, RawDataElement):  # the generator yields raw elements
+                raise InvalidInstanceError("dataset does not decode")
             previous = element.tag
             value = element.value
             if element.length != _UNDEFINED_LENGTH and len(value or b"") != element.length:
@@ -86,7 +92,7 @@ def read_header(encoded: bytes, transfer_syntax_uid: str) -> InstanceHeader:
         raise InvalidInstanceError(f"unknown transfer syntax {transfer_syntax_uid}")
     plain = _inflate(encoded) if syntax == DeflatedExplicitVRLittleEndian else encoded
     elements = _raw_elements(plain, syntax)
-    dataset = Dataset(elements)
+    dataset = Dataset(cast(MutableMapping[BaseTag, DataElement | RawDataElement], elements))
     charset = dataset.get("SpecificCharacterSet", default_encoding)
     dataset.set_original_encoding(syntax.is_implicit_VR, syntax.is_little_endian, charset)
     return InstanceHeader(dataset=dataset, transfer_syntax_uid=syntax)

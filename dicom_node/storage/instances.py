@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite, write_file_meta_info
-from pydicom.uid import DeflatedExplicitVRLittleEndian, UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from dicom_node import __version__
 from dicom_node.config.models import DuplicatePolicy, MissingUidPolicy
@@ -144,7 +144,9 @@ class InstanceStore:
                     sha256=existing.sha256,
                     superseded_at=now,
                 )
-                self._area.keep(existing.file_path, self._area.superseded_path(sop_instance_uid, now))
+                self._area.keep(
+                    existing.file_path, self._area.superseded_path(sop_instance_uid, now)
+                )
             self._area.write(relative, file_bytes)
             try:
                 self._index.record_instance(
@@ -180,7 +182,9 @@ class InstanceStore:
             self._area.remove(str(relative))
 
     @staticmethod
-    def _outcome(dataset: Dataset, disposition: Disposition, repaired: tuple[str, ...]) -> StoreOutcome:
+    def _outcome(
+        dataset: Dataset, disposition: Disposition, repaired: tuple[str, ...]
+    ) -> StoreOutcome:
         return StoreOutcome(
             sop_instance_uid=_text(dataset, "SOPInstanceUID"),
             series_instance_uid=_text(dataset, "SeriesInstanceUID"),
@@ -233,18 +237,34 @@ class InstanceStore:
         if "StudyInstanceUID" in missing:
             values["StudyInstanceUID"] = derive_uid(
                 "study",
-                *(_text(dataset, keyword) for keyword in (
-                    "PatientID", "PatientName", "PatientBirthDate", "StudyDate", "StudyTime",
-                    "AccessionNumber", "StudyID", "StudyDescription",
-                )),
+                *(
+                    _text(dataset, keyword)
+                    for keyword in (
+                        "PatientID",
+                        "PatientName",
+                        "PatientBirthDate",
+                        "StudyDate",
+                        "StudyTime",
+                        "AccessionNumber",
+                        "StudyID",
+                        "StudyDescription",
+                    )
+                ),
             )
         if "SeriesInstanceUID" in missing:
             values["SeriesInstanceUID"] = derive_uid(
                 "series",
                 values["StudyInstanceUID"],
-                *(_text(dataset, keyword) for keyword in (
-                    "Modality", "SeriesNumber", "SeriesDate", "SeriesTime", "SeriesDescription",
-                )),
+                *(
+                    _text(dataset, keyword)
+                    for keyword in (
+                        "Modality",
+                        "SeriesNumber",
+                        "SeriesDate",
+                        "SeriesTime",
+                        "SeriesDescription",
+                    )
+                ),
             )
         for keyword in missing:
             if not values[keyword]:
@@ -273,7 +293,9 @@ class InstanceStore:
         )
         encoded = buffer.getvalue()
         if syntax == DeflatedExplicitVRLittleEndian:
-            compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+            compressor = zlib.compressobj(
+                zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS
+            )
             encoded = compressor.compress(encoded) + compressor.flush()
         logger.info("repaired missing UIDs", extra={"repaired": repaired})
         return encoded
@@ -283,10 +305,10 @@ class InstanceStore:
         """PS3.10 file: preamble, File Meta Information (7.1), then the dataset as received."""
         meta = FileMetaDataset()
         meta.FileMetaInformationVersion = b"\x00\x01"
-        meta.MediaStorageSOPClassUID = _text(dataset, "SOPClassUID")
-        meta.MediaStorageSOPInstanceUID = _text(dataset, "SOPInstanceUID")
+        meta.MediaStorageSOPClassUID = UID(_text(dataset, "SOPClassUID"))
+        meta.MediaStorageSOPInstanceUID = UID(_text(dataset, "SOPInstanceUID"))
         meta.TransferSyntaxUID = syntax
-        meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+        meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
         meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
         if receipt.calling_ae_title:
             meta.SourceApplicationEntityTitle = receipt.calling_ae_title
@@ -310,7 +332,9 @@ class InstanceStore:
         name = _text(dataset, "PatientName")
         birth_date = _text(dataset, "PatientBirthDate")
         # Anonymised data often has no Patient ID: keep such patients apart by name + birth date.
-        patient_key = f"id={patient_id}|issuer={issuer}" if patient_id else f"name={name}|birth={birth_date}"
+        patient_key = (
+            f"id={patient_id}|issuer={issuer}" if patient_id else f"name={name}|birth={birth_date}"
+        )
         return IndexedInstance(
             patient_key=patient_key,
             patient_id=patient_id,
