@@ -86,9 +86,7 @@ def test_corrupt_dataset_is_refused_and_the_association_goes_on(
     assert_nothing_half_written(node, {good_uid})
 
 
-@pytest.mark.parametrize(
-    "keyword", ["SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
-)
+@pytest.mark.parametrize("keyword", ["SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"])
 def test_uid_with_path_traversal_is_refused(
     node: NodeProcess, tmp_path: Path, keyword: str
 ) -> None:

@@ -43,7 +43,9 @@ def test_shipped_configs_are_valid(name: str) -> None:
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, "storage: {path: st}\ndatabase: {url: 'sqlite:///i.db'}\n"))
+    config = load_config(
+        write(tmp_path, "storage: {path: st}\ndatabase: {url: 'sqlite:///i.db'}\n")
+    )
     assert config.storage.path == tmp_path / "st"
     assert config.database.url == f"sqlite:///{tmp_path / 'i.db'}"
 

@@ -133,9 +133,7 @@ def test_vendor_jpeg2000_ct_is_stored_as_received(node: NodeProcess, tmp_path: P
     ],
     ids=["enhanced-ct", "enhanced-mr", "dcmqi-ct-implicit", "dcmqi-seg", "highdicom-seg-sr"],
 )
-def test_real_objects_are_stored(
-    node: NodeProcess, tmp_path: Path, parts: tuple[str, ...]
-) -> None:
+def test_real_objects_are_stored(node: NodeProcess, tmp_path: Path, parts: tuple[str, ...]) -> None:
     # dcmtk re-encodes some datasets on the wire (sequence lengths, VR); the bit-preserving
     # storescp shows what was sent, and the node must have kept exactly that.
     files = sorted(p for p in shared_data(*parts).rglob("*") if p.is_file() and p.suffix != ".md")
@@ -190,7 +188,9 @@ def test_empty_uids_are_refused_under_policy_refuse(start_node: NodeFactory) -> 
     results = send_raw(node.dimse_port, files)
     assert [status for status, _ in results] == [CANNOT_UNDERSTAND] * 3
     # ErrorComment is an LO: 64 characters at most.
-    assert results[0][1] == "missing SOPClassUID, SOPInstanceUID, StudyInstanceUID, SeriesInsta"[:64]
+    assert (
+        results[0][1] == "missing SOPClassUID, SOPInstanceUID, StudyInstanceUID, SeriesInsta"[:64]
+    )
     assert stored_files(node) == []
 
 

@@ -64,7 +64,9 @@ def test_association_is_logged_once_without_patient_identifiers(
     dataset.PatientID = "SECRET-ID-123"
     path = tmp_path / "phi.dcm"
     dataset.save_as(path)
-    assert storescu(node.dimse_port, [path], "-aet", "MODALITY1", "-aec", "DICOM_NODE").returncode == 0
+    assert (
+        storescu(node.dimse_port, [path], "-aet", "MODALITY1", "-aec", "DICOM_NODE").returncode == 0
+    )
     node.terminate()
     log = node.log()
     lines = [line for line in log.splitlines() if "association released" in line]

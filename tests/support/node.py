@@ -15,7 +15,9 @@ from typing import Any
 
 import yaml
 
-READY = re.compile(r"^ready dimse=(?P<dimse_host>[^ ]+):(?P<dimse>\d+) http=(?P<http_host>[^ ]+):(?P<http>\d+)$")
+READY = re.compile(
+    r"^ready dimse=(?P<dimse_host>[^ ]+):(?P<dimse>\d+) http=(?P<http_host>[^ ]+):(?P<http>\d+)$"
+)
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
