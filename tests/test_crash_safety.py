@@ -6,6 +6,7 @@ left anywhere; and the sender can simply send everything again.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,9 +27,9 @@ from tests.support.storage_check import (
     read_problem,
     run_storescu,
     sop_instance_uid,
+    stored_files,
     storescu_command,
     storescu_env,
-    stored_files,
 )
 
 pytestmark = pytest.mark.slow
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.slow
 INSTANCES = 300
 KILL_AFTER_INDEXED = 40  # well before the end: 300 instances take seconds, not milliseconds
 DEADLINE_S = 120.0
+TEMP_FILE_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,14 @@ def _indexed_count(client: httpx.Client, node: NodeProcess) -> int:
         return 0
 
 
+def _wait_for_temp_file(incoming: Path, sender: subprocess.Popen[str]) -> None:
+    """Poll until an instance is being written (its temp file exists), for a short while:
+    killing then also tests that the restart removes what the crash left in `.incoming`."""
+    deadline = time.monotonic() + TEMP_FILE_WAIT_S
+    while not os.listdir(incoming) and sender.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.0005)  # a temp file lives for milliseconds only
+
+
 def _kill_mid_transfer(node: NodeProcess, files: list[Path], log_path: Path) -> str:
     """Send `files` in one association; kill -9 the node once some are indexed; the log."""
     with log_path.open("w", encoding="utf-8") as log:
@@ -80,6 +90,7 @@ def _kill_mid_transfer(node: NodeProcess, files: list[Path], log_path: Path) -> 
                 assert sender.poll() is None, "storescu ended before the node was killed"
                 assert time.monotonic() < deadline, "the node indexed too few instances"
                 time.sleep(0.01)
+        _wait_for_temp_file(node.storage / ".incoming", sender)
         node.kill()
         sender.wait(timeout=DEADLINE_S)
     finally:
@@ -138,7 +149,9 @@ def test_every_instance_reported_stored_is_indexed_after_restart(crash_run: Cras
 
 def test_every_instance_reported_stored_is_intact(crash_run: CrashRun) -> None:
     for uid in crash_run.reported_stored:
-        stored = crash_run.files.get(crash_run.rows[uid].file_path)
+        row = crash_run.rows.get(uid)
+        assert row is not None, f"{uid} is not indexed"
+        stored = crash_run.files.get(row.file_path)
         assert stored is not None, f"{uid} has no file"
         assert stored.problem is None, f"{uid}: {stored.problem}"
         assert stored.dataset_sha256 == crash_run.sent_sha256[uid], f"{uid} differs from sent"
@@ -165,7 +178,8 @@ def test_every_stored_file_matches_its_index_row(crash_run: CrashRun) -> None:
     )
     for relative, row in by_path.items():
         stored = crash_run.files.get(relative)
-        assert stored is not None and stored.dataset_sha256 == row.sha256, relative
+        assert stored is not None, f"{relative} does not exist"
+        assert stored.dataset_sha256 == row.sha256, relative
 
 
 def test_every_index_row_points_at_an_existing_file(crash_run: CrashRun) -> None:
