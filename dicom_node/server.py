@@ -57,6 +57,9 @@ async def _run(config: NodeConfig) -> None:
             on_duplicate=config.storage.on_duplicate,
             missing_uids=config.storage.missing_uids,
         )
+        undone = store.recover()
+        if undone:
+            logger.warning("undid %d instance(s) a crash left written but not indexed", undone)
         dimse = DimseServer(config.dimse, config.node.ae_title, store)
         dimse_host, dimse_port = dimse.start()
 

@@ -4,10 +4,11 @@ Layout (every component a validated UID, never a raw string from the peer):
 
     <root>/studies/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
     <root>/superseded/<SOPInstanceUID>/<UTC timestamp>.dcm   previous versions (policy replace)
-    <root>/.incoming/                                          temp files; emptied at start
+    <root>/.incoming/                                          temp files and journals
 
 A file appears at its final path only complete and fsynced (write temp, fsync, rename, fsync
-the folder), so a crash at any moment leaves either the whole file or nothing.
+the folder), so a crash at any moment leaves either the whole file or nothing. The temp file
+stays hard-linked to the target until the index commit, as a journal of the placement.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import errno
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -23,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from dicom_node.errors import InvalidInstanceError, OutOfResourcesError, StorageError
 from dicom_node.uids import is_valid_uid
 
-__all__ = ["StorageArea"]
+__all__ = ["Placement", "StorageArea"]
 
 _OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -43,6 +45,14 @@ def _storage_failure(action: str, exc: OSError) -> StorageError:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """A file put at its final path whose index row is not committed yet."""
+
+    relative: PurePosixPath
+    journal: Path
+
+
+@dataclass(frozen=True)
 class StorageArea:
     root: Path
     min_free_bytes: int = 0
@@ -53,11 +63,15 @@ class StorageArea:
         return self.root / ".incoming"
 
     def prepare(self) -> int:
-        """Create the folders and delete temp files a crash left behind; return how many."""
+        """Create the folders and delete temp files a crash left behind (journals of placed
+        files stay for InstanceStore.recover); return how many were deleted."""
         self.incoming.mkdir(parents=True, exist_ok=True)
         (self.root / "studies").mkdir(exist_ok=True)
+        journals = {placement.journal for placement in self.journals()}
         removed = 0
         for leftover in self.incoming.iterdir():
+            if leftover in journals:
+                continue
             if leftover.is_dir():
                 shutil.rmtree(leftover)
             else:
@@ -115,13 +129,18 @@ class StorageArea:
             for created in reversed(missing):
                 _fsync_directory(created.parent)
 
-    def write(self, relative: PurePosixPath, data: bytes) -> None:
-        """Atomically place `data` at `relative`: complete and durable, or not there at all."""
+    def place(self, relative: PurePosixPath, data: bytes) -> Placement:
+        """Put `data` at `relative` atomically: it appears there complete and fsynced, or the
+        target is left as it was. The temp file stays in `.incoming/` as a hard link to the
+        target (the journal) until `settle`, so a crash before the index commit is found and
+        undone at the next start (see InstanceStore.recover)."""
         target = self.absolute(relative)
-        temp = self.incoming / f"{uuid.uuid4().hex}.part"
+        study, series, sop = relative.parts[1], relative.parts[2], relative.stem
+        journal = self.incoming / f"{study}_{series}_{sop}.{uuid.uuid4().hex[:12]}.part"
+        link = journal.with_suffix(".link")
         try:
             self._make_parent(target)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             try:
                 view = memoryview(data)
                 while view:
@@ -131,12 +150,43 @@ class StorageArea:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(temp, target)
-            if self.fsync:
-                _fsync_directory(target.parent)
+            os.link(journal, link)
+            os.replace(link, target)
         except OSError as exc:
-            temp.unlink(missing_ok=True)
+            link.unlink(missing_ok=True)
+            journal.unlink(missing_ok=True)
             raise _storage_failure("writing an instance", exc) from exc
+        return Placement(relative=relative, journal=journal)
+
+    def sync_folder(self, relative: PurePosixPath) -> None:
+        """Make the rename of a placed file durable (fsync its folder)."""
+        if not self.fsync:
+            return
+        try:
+            _fsync_directory(self.absolute(relative).parent)
+        except OSError as exc:
+            raise _storage_failure("syncing the storage folder", exc) from exc
+
+    def settle(self, placement: Placement) -> None:
+        """The index has committed the placed file: drop its journal."""
+        placement.journal.unlink(missing_ok=True)
+
+    def journals(self) -> list[Placement]:
+        """Placements a crash left unsettled: their target may hold an uncommitted file."""
+        found = []
+        for journal in sorted(self.incoming.glob("*.part")):
+            parts = journal.name.removesuffix(".part").rsplit(".", 1)[0].split("_")
+            if len(parts) == 3 and all(is_valid_uid(part) for part in parts):
+                relative = PurePosixPath("studies", parts[0], parts[1], f"{parts[2]}.dcm")
+                found.append(Placement(relative=relative, journal=journal))
+        return found
+
+    def holds(self, placement: Placement) -> bool:
+        """True when the placement's target is (still) the journal's file."""
+        try:
+            return os.path.samefile(placement.journal, self.absolute(placement.relative))
+        except OSError:
+            return False
 
     def keep(self, current: PurePosixPath | str, keep_as: PurePosixPath) -> None:
         """Hard-link the file at `current` as `keep_as` (its old version outlives a replace)."""
@@ -149,6 +199,18 @@ class StorageArea:
                 _fsync_directory(target.parent)
         except OSError as exc:
             raise _storage_failure("keeping the superseded version", exc) from exc
+
+    def find_kept(
+        self, sop_instance_uid: str, sha256: str, digest: Callable[[bytes], str]
+    ) -> str | None:
+        """The kept (superseded) version of an instance whose content digest is `sha256`."""
+        folder = self.root / "superseded" / sop_instance_uid
+        if not is_valid_uid(sop_instance_uid) or not folder.is_dir():
+            return None
+        for candidate in sorted(folder.glob("*.dcm"), reverse=True):
+            if digest(candidate.read_bytes()) == sha256:
+                return str(candidate.relative_to(self.root))
+        return None
 
     def restore(self, kept: PurePosixPath, current: PurePosixPath | str) -> None:
         """Undo a replace whose index commit failed: put the kept version back."""

@@ -8,6 +8,7 @@ transfers and wrong value lengths, which pydicom's reader would otherwise tolera
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zlib
 from collections.abc import MutableMapping
@@ -23,7 +24,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from dicom_node.errors import InvalidInstanceError
 
-__all__ = ["InstanceHeader", "read_header"]
+__all__ = ["InstanceHeader", "dataset_sha256", "read_header"]
 
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
@@ -96,3 +97,11 @@ def read_header(encoded: bytes, transfer_syntax_uid: str) -> InstanceHeader:
     charset = dataset.get("SpecificCharacterSet", default_encoding)
     dataset.set_original_encoding(syntax.is_implicit_VR, syntax.is_little_endian, charset)
     return InstanceHeader(dataset=dataset, transfer_syntax_uid=syntax)
+
+
+def dataset_sha256(part10: bytes) -> str:
+    """sha256 of a Part 10 file's dataset: the bytes after its File Meta Information (PS3.10
+    7.1; the node always writes the group length (0002,0000) first)."""
+    start = 128 + 4 + 12  # preamble, "DICM", (0002,0000) UL element header + value
+    group_length = int.from_bytes(part10[start - 4 : start], "little")
+    return hashlib.sha256(part10[start + group_length :]).hexdigest()

@@ -28,9 +28,9 @@ from dicom_node.errors import (
     InvalidInstanceError,
     SopClassMismatchError,
 )
-from dicom_node.index import Index, IndexedInstance, SupersededFile
-from dicom_node.storage.files import StorageArea
-from dicom_node.storage.inspection import read_header
+from dicom_node.index import Index, IndexedInstance, StoredInstance, SupersededFile
+from dicom_node.storage.files import Placement, StorageArea
+from dicom_node.storage.inspection import dataset_sha256, read_header
 from dicom_node.uids import derive_uid, is_valid_uid
 
 __all__ = ["Disposition", "InstanceStore", "Receipt", "StoreOutcome"]
@@ -144,11 +144,11 @@ class InstanceStore:
                     sha256=existing.sha256,
                     superseded_at=now,
                 )
-                self._area.keep(
-                    existing.file_path, self._area.superseded_path(sop_instance_uid, now)
-                )
-            self._area.write(relative, file_bytes)
+                self._area.keep(existing.file_path, PurePosixPath(superseded.file_path))
+            placement: Placement | None = None
             try:
+                placement = self._area.place(relative, file_bytes)
+                self._area.sync_folder(relative)
                 self._index.record_instance(
                     self._describe(
                         dataset,
@@ -162,9 +162,10 @@ class InstanceStore:
                     ),
                     superseded,
                 )
-            except Exception:
-                self._undo(relative, existing.file_path if existing else None, superseded)
+            except BaseException:
+                self._undo(placement, existing, superseded)
                 raise
+            self._area.settle(placement)
             if existing is not None and existing.file_path != str(relative):
                 # Same instance re-sent under another series: the old path is now a stale copy.
                 self._area.remove(existing.file_path)
@@ -172,14 +173,58 @@ class InstanceStore:
         return self._outcome(dataset, disposition, repaired)
 
     def _undo(
-        self, relative: PurePosixPath, previous_path: str | None, superseded: SupersededFile | None
+        self,
+        placement: Placement | None,
+        existing: StoredInstance | None,
+        superseded: SupersededFile | None,
     ) -> None:
-        if superseded is not None and previous_path is not None:
-            self._area.restore(PurePosixPath(superseded.file_path), previous_path)
-            if previous_path != str(relative):
-                self._area.remove(str(relative))
-        else:
-            self._area.remove(str(relative))
+        """Put storage back as the index has it after a failed store."""
+        if placement is not None:
+            self._revert(placement, existing, superseded.file_path if superseded else None)
+        elif superseded is not None:
+            self._area.remove(superseded.file_path)
+
+    def _revert(
+        self, placement: Placement, existing: StoredInstance | None, kept_path: str | None
+    ) -> None:
+        if self._area.holds(placement):
+            if existing is not None and kept_path and existing.file_path == str(placement.relative):
+                self._area.restore(PurePosixPath(kept_path), existing.file_path)
+                kept_path = None
+            else:
+                self._area.remove(placement.relative)
+        if kept_path:
+            self._area.remove(kept_path)
+        self._area.settle(placement)
+
+    def recover(self) -> int:
+        """Undo placements a crash left between the file rename and the index commit, so no
+        file in storage is missing from the index; return how many were undone."""
+        undone = 0
+        for placement in self._area.journals():
+            if not self._area.holds(placement):
+                self._area.settle(placement)  # crashed before the rename: target untouched
+                continue
+            sop_instance_uid = placement.relative.stem
+            existing = self._index.find_instance(sop_instance_uid)
+            committed = (
+                existing is not None
+                and existing.file_path == str(placement.relative)
+                and existing.sha256 == dataset_sha256(placement.journal.read_bytes())
+            )
+            if committed:
+                self._area.settle(placement)
+                continue
+            kept = None
+            if existing is not None and existing.file_path == str(placement.relative):
+                kept = self._area.find_kept(sop_instance_uid, existing.sha256, dataset_sha256)
+            self._revert(placement, existing, kept)
+            undone += 1
+            logger.warning(
+                "undid an instance written but not indexed before a crash",
+                extra={"path": str(placement.relative)},
+            )
+        return undone
 
     @staticmethod
     def _outcome(
