@@ -83,6 +83,10 @@ class Target:
     def stop(self) -> None:
         stop_process(self.process)
 
+    def log_tail(self) -> str:
+        logs = sorted(self.workdir.glob("*.log"))
+        return logs[-1].read_text(errors="replace")[-2000:] if logs else ""
+
 
 class Node(Target):
     ae_title = "DICOM_NODE"
@@ -129,11 +133,9 @@ class Orthanc(Target):
         path = self.workdir / "orthanc.json"
         path.write_text(json.dumps(config, indent=2), encoding="utf-8")
         with (self.workdir / "orthanc.log").open("w") as log:
+            command = ["/usr/sbin/Orthanc", str(path)]
             self.process = subprocess.Popen(
-                ["/usr/sbin/Orthanc", str(path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=TUNED_ENV,
+                command, stdout=log, stderr=subprocess.STDOUT, env=TUNED_ENV
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -157,18 +159,9 @@ class StoreScp(Target):
         self.output = self.workdir / "storage"
         self.output.mkdir()
         with (self.workdir / "storescp.log").open("w") as log:
+            command = ["storescp", "-aet", self.ae_title, "--output-directory", str(self.output)]
             self.process = subprocess.Popen(
-                [
-                    "storescp",
-                    "-aet",
-                    self.ae_title,
-                    "--output-directory",
-                    str(self.output),
-                    str(port),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=TUNED_ENV,
+                [*command, str(port)], stdout=log, stderr=subprocess.STDOUT, env=TUNED_ENV
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:  # C-ECHO until it answers
@@ -198,18 +191,10 @@ def send(files: list[Path], port: int, ae_title: str, parallel: int) -> float:
         for k in range(parallel)
     ]
     started = time.perf_counter()
+    command = ["storescu", "-aet", "BENCH", "-aec", ae_title, "127.0.0.1", str(port)]
     senders = [
         subprocess.Popen(
-            [
-                "storescu",
-                "-aet",
-                "BENCH",
-                "-aec",
-                ae_title,
-                "127.0.0.1",
-                str(port),
-                *map(str, group),
-            ],
+            [*command, *map(str, group)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=TUNED_ENV,
@@ -238,14 +223,28 @@ def run_once(kind: str, files: list[Path], parallel: int, scratch: Path) -> floa
     try:
         port = target.start()
         os.sync()  # no earlier run's dirty pages are flushed on this run's clock
-        elapsed = send(files, port, target.ae_title, parallel)
-        stored = target.count()
+        try:
+            elapsed = send(files, port, target.ae_title, parallel)
+            stored = target.count()
+        except (RuntimeError, OSError) as exc:
+            raise RuntimeError(f"{kind}: {exc}\n--- {kind} log ---\n{target.log_tail()}") from exc
         if stored != len(files):
             raise RuntimeError(f"{kind} holds {stored} of {len(files)} instances after the run")
         return elapsed
     finally:
         target.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def code_version() -> str:
+    """The node code this run imports (`-m dicom_node` resolves from the working folder)."""
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
+        )
+    except OSError:
+        return "unknown"
+    return described.stdout.strip() or "not a git checkout"
 
 
 def verdict(ratio: float, goal: float) -> str:
@@ -269,7 +268,8 @@ def report(times: dict[tuple[str, int], list[float]], count: int, total_bytes: i
     for parallel in SCENARIOS:
         node = medians.get(("node", parallel))
         if node is None:
-            continue
+            print("  (no node figures: add node to --targets)")
+            break
         if ("orthanc", parallel) in medians:
             ratio = medians["orthanc", parallel] / node
             print(
@@ -297,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         files = write_ct_series(scratch / "data", args.count)
         total_bytes = sum(path.stat().st_size for path in files)
+        print(f"node code: {Path.cwd()} ({code_version()})")
         print(f"generated {len(files)} CT files in {time.perf_counter() - started:.1f}s")
         times: dict[tuple[str, int], list[float]] = {
             (kind, parallel): [] for kind in kinds for parallel in SCENARIOS

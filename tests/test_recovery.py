@@ -53,7 +53,7 @@ def store_one(store: InstanceStore, encoded: bytes, store_root: Path) -> Path:
 
 def test_placed_but_unindexed_file_is_undone(store: InstanceStore, area: StorageArea) -> None:
     relative = area.instance_path("1.2.3", "1.2.3.4", "1.2.3.4.5")
-    placement = area.place(relative, b"\0" * 128 + b"DICM" + b"\0" * 64)
+    placement = area.place(relative, [b"\0" * 128 + b"DICM" + b"\0" * 64])
     assert area.holds(placement)
     assert store.recover() == 1
     assert not area.absolute(relative).exists()
@@ -82,7 +82,7 @@ def test_uncommitted_replacement_restores_the_indexed_version(
     area.keep(relative, kept)
     newer = original.replace(b"Rorden", b"Newer!", 1)
     assert newer != original
-    placement = area.place(relative, path.read_bytes()[: -len(original)] + newer)
+    placement = area.place(relative, [path.read_bytes()[: -len(original)], newer])
     assert dataset_bytes(area.absolute(relative)) == newer
     assert store.recover() == 1
     assert dataset_bytes(area.absolute(relative)) == original

@@ -1,6 +1,6 @@
 """DIMSE services (pynetdicom): the SCP and its named statuses."""
 
 from dicom_node.dimse.scp import DimseServer
-from dicom_node.dimse.status import AssociateRejectReason, Status
+from dicom_node.dimse.status import Status
 
-__all__ = ["AssociateRejectReason", "DimseServer", "Status"]
+__all__ = ["DimseServer", "Status"]

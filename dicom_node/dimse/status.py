@@ -1,13 +1,13 @@
 """DIMSE status codes the node answers with, each named after its meaning.
 
-PS3.4 B.2.3 (C-STORE response statuses), PS3.7 C (general statuses), PS3.8 9.3.4 (A-ASSOCIATE-RJ).
+PS3.4 B.2.3 (C-STORE response statuses), PS3.7 C (general statuses).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["AssociateRejectReason", "Status"]
+__all__ = ["Status"]
 
 
 class Status(IntEnum):
@@ -24,10 +24,3 @@ class Status(IntEnum):
     ERROR_DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
     # PS3.4 B.2.3 Error: Cannot understand (undecodable data, missing or invalid UIDs).
     ERROR_CANNOT_UNDERSTAND = 0xC000
-
-
-class AssociateRejectReason:
-    """(result, source, diagnostic) triples of A-ASSOCIATE-RJ (PS3.8 9.3.4)."""
-
-    # rejected-permanent, DICOM UL service-user, calling-AE-title-not-recognized
-    CALLING_AE_NOT_RECOGNIZED = (0x01, 0x01, 0x03)

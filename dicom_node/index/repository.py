@@ -8,16 +8,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, case, create_engine, event, func, literal, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from dicom_node.index.schema import (
     Base,
@@ -147,6 +157,85 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+_PATIENT = cast(Table, PatientRow.__table__)
+_STUDY = cast(Table, StudyRow.__table__)
+_SERIES = cast(Table, SeriesRow.__table__)
+_INSTANCE = cast(Table, InstanceRow.__table__)
+_SUPERSEDED = cast(Table, SupersededFileRow.__table__)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The write path's statements, built once: executing a prebuilt statement with a parameter
+    dict hits SQLAlchemy's compiled cache, which keeps an insert at tens of microseconds."""
+
+    insert_new: dict[str, Any]
+    lookup: dict[str, Any]
+    touch_series: Any
+    upsert_instance: Any
+    insert_superseded: Any
+    find_instance: Any
+
+    @classmethod
+    def build(cls, dialect_insert: Any) -> _Statements:
+        keys = {
+            "patient": _PATIENT.c.patient_key,
+            "study": _STUDY.c.study_instance_uid,
+            "series": _SERIES.c.series_instance_uid,
+        }
+        insert_new = {
+            name: dialect_insert(column.table).on_conflict_do_nothing(index_elements=[column])
+            for name, column in keys.items()
+        }
+        lookup = {
+            name: select(column.table.c.id).where(column == bindparam("key"))
+            for name, column in keys.items()
+        }
+        series = _SERIES
+        at = bindparam("at", type_=series.c.last_received_at.type)
+        touch_series = (
+            update(series)
+            .where(series.c.id == bindparam("pk"))
+            .values(
+                # Receipts can commit out of order: only ever widen [first, last].
+                first_received_at=case(
+                    (series.c.first_received_at > at, at), else_=series.c.first_received_at
+                ),
+                last_received_at=case(
+                    (series.c.last_received_at < at, at), else_=series.c.last_received_at
+                ),
+            )
+        )
+        instance = _INSTANCE
+        insert_instance = dialect_insert(instance)
+        upsert_instance = insert_instance.on_conflict_do_update(
+            index_elements=[instance.c.sop_instance_uid],
+            set_={
+                column.name: insert_instance.excluded[column.name]
+                for column in instance.c
+                if column.name not in ("id", "sop_instance_uid")
+            },
+        )
+        find_instance = (
+            select(
+                instance.c.file_path,
+                instance.c.sha256,
+                instance.c.received_sha256,
+                series.c.series_instance_uid,
+            )
+            .join(series, series.c.id == instance.c.series_pk)
+            .where(instance.c.sop_instance_uid == bindparam("uid"))
+        )
+        return cls(
+            insert_new=insert_new,
+            lookup=lookup,
+            touch_series=touch_series,
+            upsert_instance=upsert_instance,
+            insert_superseded=insert(_SUPERSEDED),
+            find_instance=find_instance,
+        )
+
+
 def _as_aware(value: datetime) -> datetime:
     # SQLite returns naive datetimes; everything stored is UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -170,8 +259,9 @@ class Index:
             _configure_sqlite(self._engine)
         Base.metadata.create_all(self._engine)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-        self._write_sessions = sessionmaker(
-            self._engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+        self._write_engine = self._engine.execution_options(sqlite_immediate=True)
+        self._statements = _Statements.build(
+            sqlite.insert if self._dialect == "sqlite" else postgresql.insert
         )
         # uid/key -> primary key, filled only after a commit: rows are never deleted.
         self._known: dict[tuple[str, str], int] = {}
@@ -184,53 +274,38 @@ class Index:
     def close(self) -> None:
         self._engine.dispose()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with self._write_sessions() as session, session.begin():
-            yield session
-
-    def _insert(self, table: Any) -> Any:
-        module = sqlite if self._dialect == "sqlite" else postgresql
-        return module.insert(table)
-
     def _get_or_create(
         self,
-        session: Session,
+        connection: Connection,
         table: Any,
-        key_column: Any,
         key: str,
         values: dict[str, Any],
         new: list[tuple[tuple[str, str], int]],
     ) -> int:
-        cache_key = (table.__tablename__, key)
+        cache_key = (table.name, key)
         with self._known_lock:
             known = self._known.get(cache_key)
         if known is not None:
             return known
-        statement = (
-            self._insert(table).values(**values).on_conflict_do_nothing(index_elements=[key_column])
-        )
-        session.execute(statement)
-        primary_key = session.execute(select(table.id).where(key_column == key)).scalar_one()
+        statements = self._statements
+        connection.execute(statements.insert_new[table.name], values)
+        primary_key = connection.execute(statements.lookup[table.name], {"key": key}).scalar_one()
         new.append((cache_key, primary_key))
         return int(primary_key)
 
     def find_instance(self, sop_instance_uid: str) -> StoredInstance | None:
-        with self._sessions() as session:
-            row = session.execute(
-                select(InstanceRow, SeriesRow.series_instance_uid)
-                .join(SeriesRow, SeriesRow.id == InstanceRow.series_pk)
-                .where(InstanceRow.sop_instance_uid == sop_instance_uid)
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                self._statements.find_instance, {"uid": sop_instance_uid}
             ).first()
         if row is None:
             return None
-        instance, series_uid = row
         return StoredInstance(
-            sop_instance_uid=instance.sop_instance_uid,
-            series_instance_uid=series_uid,
-            file_path=instance.file_path,
-            sha256=instance.sha256,
-            received_sha256=instance.received_sha256,
+            sop_instance_uid=sop_instance_uid,
+            series_instance_uid=row.series_instance_uid,
+            file_path=row.file_path,
+            sha256=row.sha256,
+            received_sha256=row.received_sha256,
         )
 
     def record_instance(
@@ -238,11 +313,11 @@ class Index:
     ) -> None:
         """Commit the rows for `item` (insert, or replace the instance row on a re-send)."""
         new: list[tuple[tuple[str, str], int]] = []
-        with self._transaction() as session:
+        statements = self._statements
+        with self._write_engine.begin() as connection:
             patient_pk = self._get_or_create(
-                session,
-                PatientRow,
-                PatientRow.patient_key,
+                connection,
+                _PATIENT,
                 item.patient_key,
                 {
                     "patient_key": item.patient_key,
@@ -255,9 +330,8 @@ class Index:
                 new,
             )
             study_pk = self._get_or_create(
-                session,
-                StudyRow,
-                StudyRow.study_instance_uid,
+                connection,
+                _STUDY,
                 item.study_instance_uid,
                 {
                     "study_instance_uid": item.study_instance_uid,
@@ -273,9 +347,8 @@ class Index:
                 new,
             )
             series_pk = self._get_or_create(
-                session,
-                SeriesRow,
-                SeriesRow.series_instance_uid,
+                connection,
+                _SERIES,
                 item.series_instance_uid,
                 {
                     "series_instance_uid": item.series_instance_uid,
@@ -294,55 +367,38 @@ class Index:
                 },
                 new,
             )
-            received_at = literal(item.received_at, SeriesRow.last_received_at.type)
-            session.execute(
-                update(SeriesRow)
-                .where(SeriesRow.id == series_pk)
-                .values(
-                    # Receipts can commit out of order: only ever widen [first, last].
-                    first_received_at=case(
-                        (SeriesRow.first_received_at > received_at, received_at),
-                        else_=SeriesRow.first_received_at,
-                    ),
-                    last_received_at=case(
-                        (SeriesRow.last_received_at < received_at, received_at),
-                        else_=SeriesRow.last_received_at,
-                    ),
-                )
+            connection.execute(statements.touch_series, {"pk": series_pk, "at": item.received_at})
+            connection.execute(
+                statements.upsert_instance,
+                {
+                    "sop_instance_uid": item.sop_instance_uid,
+                    "series_pk": series_pk,
+                    "sop_class_uid": item.sop_class_uid,
+                    "instance_number": item.instance_number,
+                    "transfer_syntax_uid": item.transfer_syntax_uid,
+                    "rows": item.rows,
+                    "columns": item.columns,
+                    "number_of_frames": item.number_of_frames,
+                    "file_path": item.file_path,
+                    "file_size": item.file_size,
+                    "sha256": item.sha256,
+                    "received_sha256": item.received_sha256,
+                    "received_at": item.received_at,
+                    "calling_ae_title": item.calling_ae_title,
+                    "called_ae_title": item.called_ae_title,
+                    "source_address": item.source_address,
+                    "uids_repaired": item.uids_repaired,
+                },
             )
-            instance_values = {
-                "sop_instance_uid": item.sop_instance_uid,
-                "series_pk": series_pk,
-                "sop_class_uid": item.sop_class_uid,
-                "instance_number": item.instance_number,
-                "transfer_syntax_uid": item.transfer_syntax_uid,
-                "rows": item.rows,
-                "columns": item.columns,
-                "number_of_frames": item.number_of_frames,
-                "file_path": item.file_path,
-                "file_size": item.file_size,
-                "sha256": item.sha256,
-                "received_sha256": item.received_sha256,
-                "received_at": item.received_at,
-                "calling_ae_title": item.calling_ae_title,
-                "called_ae_title": item.called_ae_title,
-                "source_address": item.source_address,
-                "uids_repaired": item.uids_repaired,
-            }
-            upsert = self._insert(InstanceRow).values(**instance_values)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=[InstanceRow.sop_instance_uid],
-                set_={k: v for k, v in instance_values.items() if k != "sop_instance_uid"},
-            )
-            session.execute(upsert)
             if superseded is not None:
-                session.add(
-                    SupersededFileRow(
-                        sop_instance_uid=superseded.sop_instance_uid,
-                        file_path=superseded.file_path,
-                        sha256=superseded.sha256,
-                        superseded_at=superseded.superseded_at,
-                    )
+                connection.execute(
+                    statements.insert_superseded,
+                    {
+                        "sop_instance_uid": superseded.sop_instance_uid,
+                        "file_path": superseded.file_path,
+                        "sha256": superseded.sha256,
+                        "superseded_at": superseded.superseded_at,
+                    },
                 )
         with self._known_lock:
             self._known.update(new)

@@ -17,7 +17,7 @@ import errno
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -129,8 +129,8 @@ class StorageArea:
             for created in reversed(missing):
                 _fsync_directory(created.parent)
 
-    def place(self, relative: PurePosixPath, data: bytes) -> Placement:
-        """Put `data` at `relative` atomically: it appears there complete and fsynced, or the
+    def place(self, relative: PurePosixPath, parts: Sequence[bytes | bytearray]) -> Placement:
+        """Put the concatenated `parts` at `relative` atomically: it appears there complete and fsynced, or the
         target is left as it was. The temp file stays in `.incoming/` as a hard link to the
         target (the journal) until `settle`, so a crash before the index commit is found and
         undone at the next start (see InstanceStore.recover)."""
@@ -142,10 +142,14 @@ class StorageArea:
             self._make_parent(target)
             fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                # One gathering write of the pieces (preamble+meta, dataset): no joined copy.
+                pending = [memoryview(part) for part in parts if part]
+                while pending:
+                    written = os.writev(fd, pending)
+                    while pending and written >= len(pending[0]):
+                        written -= len(pending.pop(0))
+                    if pending and written:
+                        pending[0] = pending[0][written:]
                 if self.fsync:
                     os.fsync(fd)
             finally:

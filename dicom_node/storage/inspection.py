@@ -8,7 +8,6 @@ transfers and wrong value lengths, which pydicom's reader would otherwise tolera
 
 from __future__ import annotations
 
-import hashlib
 import io
 import zlib
 from collections.abc import MutableMapping
@@ -24,7 +23,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from dicom_node.errors import InvalidInstanceError
 
-__all__ = ["InstanceHeader", "dataset_sha256", "read_header"]
+__all__ = ["InstanceHeader", "read_header"]
 
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
@@ -38,14 +37,14 @@ class InstanceHeader:
     transfer_syntax_uid: UID
 
 
-def _inflate(encoded: bytes) -> bytes:
+def _inflate(encoded: bytes | bytearray) -> bytes:
     try:
         return zlib.decompressobj(-zlib.MAX_WBITS).decompress(encoded)
     except zlib.error as exc:
         raise InvalidInstanceError(f"deflated dataset does not inflate: {exc}") from exc
 
 
-def _raw_elements(encoded: bytes, syntax: UID) -> dict[BaseTag, RawDataElement]:
+def _raw_elements(encoded: bytes | bytearray, syntax: UID) -> dict[BaseTag, RawDataElement]:
     stream = io.BytesIO(encoded)
     elements: dict[BaseTag, RawDataElement] = {}
     previous = -1
@@ -83,7 +82,7 @@ def _raw_elements(encoded: bytes, syntax: UID) -> dict[BaseTag, RawDataElement]:
     return elements
 
 
-def read_header(encoded: bytes, transfer_syntax_uid: str) -> InstanceHeader:
+def read_header(encoded: bytes | bytearray, transfer_syntax_uid: str) -> InstanceHeader:
     """Parse the dataset `encoded` (no preamble or file meta) as sent in `transfer_syntax_uid`.
 
     Raises InvalidInstanceError with a short, PHI-free reason when it does not parse completely.
@@ -97,11 +96,3 @@ def read_header(encoded: bytes, transfer_syntax_uid: str) -> InstanceHeader:
     charset = dataset.get("SpecificCharacterSet", default_encoding)
     dataset.set_original_encoding(syntax.is_implicit_VR, syntax.is_little_endian, charset)
     return InstanceHeader(dataset=dataset, transfer_syntax_uid=syntax)
-
-
-def dataset_sha256(part10: bytes) -> str:
-    """sha256 of a Part 10 file's dataset: the bytes after its File Meta Information (PS3.10
-    7.1; the node always writes the group length (0002,0000) first)."""
-    start = 128 + 4 + 12  # preamble, "DICM", (0002,0000) UL element header + value
-    group_length = int.from_bytes(part10[start - 4 : start], "little")
-    return hashlib.sha256(part10[start + group_length :]).hexdigest()

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import PurePosixPath
 
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filewriter import dcmwrite, write_file_meta_info
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from dicom_node import __version__
@@ -30,7 +32,8 @@ from dicom_node.errors import (
 )
 from dicom_node.index import Index, IndexedInstance, StoredInstance, SupersededFile
 from dicom_node.storage.files import Placement, StorageArea
-from dicom_node.storage.inspection import dataset_sha256, read_header
+from dicom_node.storage.inspection import read_header
+from dicom_node.storage.part10 import PREAMBLE, dataset_sha256, encode_file_meta
 from dicom_node.uids import derive_uid, is_valid_uid
 
 __all__ = ["Disposition", "InstanceStore", "Receipt", "StoreOutcome"]
@@ -40,7 +43,6 @@ logger = logging.getLogger(__name__)
 # Our Implementation Class UID (PS3.7 D.3.3.2): derived once from the product name.
 IMPLEMENTATION_CLASS_UID = derive_uid("dicom-node", "implementation")
 IMPLEMENTATION_VERSION_NAME = f"DICOMNODE_{__version__}"[:16]
-_PREAMBLE = b"\x00" * 128 + b"DICM"
 _LOCK_STRIPES = 64
 
 
@@ -71,15 +73,53 @@ class StoreOutcome:
     uids_repaired: tuple[str, ...] = ()  # keywords whose values the node supplied
 
 
+# Character sets whose text values decode with a single Python codec (PS3.5 6.1.2.3).
+_SINGLE_BYTE_OR_UTF8 = {
+    "": "latin_1",
+    "ISO_IR 6": "latin_1",
+    "ISO_IR 100": "latin_1",
+    "ISO_IR 192": "utf_8",
+}
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI"}
+_SPECIFIC_CHARACTER_SET = 0x00080005
+
+
+def _raw_text(dataset: Dataset, tag: int) -> str | None:
+    """A text value straight from its raw bytes, skipping pydicom's element conversion (the
+    bulk of the per-instance CPU); None when only pydicom's full decoding will do."""
+    item = dataset.get_item(tag)
+    if not isinstance(item, RawDataElement) or item.VR not in _TEXT_VRS:
+        return None
+    charset_item = dataset.get_item(_SPECIFIC_CHARACTER_SET)
+    if charset_item is None:
+        charset = ""
+    elif isinstance(charset_item, RawDataElement):
+        charset = bytes(charset_item.value or b"").decode("ascii", "replace").strip(" \x00")
+    else:
+        return None
+    codec = _SINGLE_BYTE_OR_UTF8.get(charset)
+    if codec is None:
+        return None
+    return bytes(item.value or b"").decode(codec, "replace").strip(" \x00")
+
+
 def _text(dataset: Dataset, keyword: str) -> str:
-    value = dataset.get(keyword)
-    if value is None:
+    tag = tag_for_keyword(keyword)
+    if tag is None or tag not in dataset:
         return ""
-    return str(value).strip()
+    fast = _raw_text(dataset, tag)
+    if fast is not None:
+        return fast
+    value = dataset[tag].value
+    return "" if value is None else str(value).strip()
 
 
 def _integer(dataset: Dataset, keyword: str) -> int | None:
+    tag = tag_for_keyword(keyword)
     try:
+        fast = _raw_text(dataset, tag) if tag is not None and tag in dataset else None
+        if fast is not None:
+            return int(fast) if fast else None
         value = dataset.get(keyword)
         return None if value is None or value == "" else int(value)
     except (TypeError, ValueError):
@@ -104,7 +144,7 @@ class InstanceStore:
         self._missing_uids = missing_uids
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
 
-    def store(self, encoded_dataset: bytes, receipt: Receipt) -> StoreOutcome:
+    def store(self, encoded_dataset: bytes | bytearray, receipt: Receipt) -> StoreOutcome:
         """Store the dataset `encoded_dataset` (no preamble/meta) exactly as received."""
         header = read_header(encoded_dataset, receipt.transfer_syntax_uid)
         dataset = header.dataset
@@ -120,7 +160,8 @@ class InstanceStore:
             sop_instance_uid,
         )
         digest = hashlib.sha256(encoded_dataset).hexdigest() if repaired else received_digest
-        file_bytes = self._file_bytes(dataset, header.transfer_syntax_uid, receipt, encoded_dataset)
+        file_parts = self._file_parts(dataset, header.transfer_syntax_uid, receipt, encoded_dataset)
+        file_size = sum(len(part) for part in file_parts)
         now = datetime.now(UTC)
         lock = self._locks[hash(sop_instance_uid) % _LOCK_STRIPES]
         with lock:
@@ -135,7 +176,7 @@ class InstanceStore:
                 raise DuplicateInstanceError(
                     "SOP Instance already stored with different content; policy keeps the first"
                 )
-            self._area.check_free_space(len(file_bytes))
+            self._area.check_free_space(file_size)
             superseded = None
             if existing is not None:
                 superseded = SupersededFile(
@@ -147,7 +188,7 @@ class InstanceStore:
                 self._area.keep(existing.file_path, PurePosixPath(superseded.file_path))
             placement: Placement | None = None
             try:
-                placement = self._area.place(relative, file_bytes)
+                placement = self._area.place(relative, file_parts)
                 self._area.sync_folder(relative)
                 self._index.record_instance(
                     self._describe(
@@ -155,7 +196,7 @@ class InstanceStore:
                         header.transfer_syntax_uid,
                         receipt,
                         relative,
-                        file_bytes,
+                        file_size,
                         (digest, received_digest),
                         now,
                         repaired,
@@ -346,20 +387,20 @@ class InstanceStore:
         return encoded
 
     @staticmethod
-    def _file_bytes(dataset: Dataset, syntax: UID, receipt: Receipt, encoded: bytes) -> bytes:
-        """PS3.10 file: preamble, File Meta Information (7.1), then the dataset as received."""
-        meta = FileMetaDataset()
-        meta.FileMetaInformationVersion = b"\x00\x01"
-        meta.MediaStorageSOPClassUID = UID(_text(dataset, "SOPClassUID"))
-        meta.MediaStorageSOPInstanceUID = UID(_text(dataset, "SOPInstanceUID"))
-        meta.TransferSyntaxUID = syntax
-        meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-        meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-        if receipt.calling_ae_title:
-            meta.SourceApplicationEntityTitle = receipt.calling_ae_title
-        buffer = io.BytesIO()
-        write_file_meta_info(buffer, meta, enforce_standard=True)  # type: ignore[arg-type]
-        return b"".join((_PREAMBLE, buffer.getvalue(), encoded))
+    def _file_parts(
+        dataset: Dataset, syntax: UID, receipt: Receipt, encoded: bytes | bytearray
+    ) -> tuple[bytes, bytes | bytearray]:
+        """PS3.10 file: preamble and File Meta Information (7.1), then the dataset as received
+        (kept apart so the write gathers them without copying the dataset)."""
+        meta = encode_file_meta(
+            media_storage_sop_class_uid=_text(dataset, "SOPClassUID"),
+            media_storage_sop_instance_uid=_text(dataset, "SOPInstanceUID"),
+            transfer_syntax_uid=str(syntax),
+            implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+            implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+            source_application_entity_title=receipt.calling_ae_title,
+        )
+        return PREAMBLE + meta, encoded
 
     @staticmethod
     def _describe(
@@ -367,7 +408,7 @@ class InstanceStore:
         syntax: UID,
         receipt: Receipt,
         relative: PurePosixPath,
-        file_bytes: bytes,
+        file_size: int,
         digests: tuple[str, str],
         now: datetime,
         repaired: tuple[str, ...],
@@ -412,7 +453,7 @@ class InstanceStore:
             columns=_integer(dataset, "Columns"),
             number_of_frames=_integer(dataset, "NumberOfFrames"),
             file_path=str(relative),
-            file_size=len(file_bytes),
+            file_size=file_size,
             sha256=digests[0],
             received_sha256=digests[1],
             received_at=now,

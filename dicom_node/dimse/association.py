@@ -1,0 +1,253 @@
+"""One association as acceptor: negotiate, then receive DIMSE messages and answer each.
+
+A plain blocking loop per association thread: read a PDU, collect its presentation data
+values into a command and (optionally) a dataset, call the handler registered for the
+command, send the response. No polling, no hand-offs between threads (PS3.7 section 9,
+PS3.8 section 9).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from pydicom.dataset import Dataset
+from pynetdicom.dsutils import decode, encode
+
+from dicom_node.dimse import pdu
+from dicom_node.dimse.negotiation import AcceptorPolicy, Negotiated, negotiate
+
+__all__ = ["AssociationLog", "CommandField", "DimseRequest", "Handler", "serve_association"]
+
+logger = logging.getLogger(__name__)
+
+_NO_DATASET = 0x0101
+_UNRECOGNIZED_OPERATION = 0x0211  # PS3.7 C.4.5
+
+
+class CommandField(IntEnum):
+    """PS3.7 E.1: request command fields (a response sets bit 15)."""
+
+    C_STORE_RQ = 0x0001
+    C_GET_RQ = 0x0010
+    C_FIND_RQ = 0x0020
+    C_MOVE_RQ = 0x0021
+    C_ECHO_RQ = 0x0030
+
+
+@dataclass(frozen=True)
+class DimseRequest:
+    command: Dataset
+    dataset: bytes | None
+    abstract_syntax: str
+    transfer_syntax: str
+    calling_ae_title: str
+    called_ae_title: str
+    address: str
+
+
+# A handler answers with the response's status fields (Status, optionally ErrorComment).
+Handler = Callable[[DimseRequest, "AssociationLog"], Dataset]
+
+
+@dataclass
+class AssociationLog:
+    """What one association did; logged in one line when it ends."""
+
+    peer: str
+    started: float = field(default_factory=time.monotonic)
+    calling_ae_title: str = ""
+    called_ae_title: str = ""
+    outcome: str = "open"
+    echoes: int = 0
+    stored: int = 0
+    warnings: int = 0
+    failed: int = 0
+    received_bytes: int = 0
+
+    def emit(self) -> None:
+        logger.info(
+            "association %s peer=%s calling=%s called=%s echo=%d stored=%d warnings=%d"
+            " failed=%d bytes=%d duration=%.3fs",
+            self.outcome,
+            self.peer,
+            self.calling_ae_title,
+            self.called_ae_title,
+            self.echoes,
+            self.stored,
+            self.warnings,
+            self.failed,
+            self.received_bytes,
+            time.monotonic() - self.started,
+            extra={"peer": self.peer, "calling_ae_title": self.calling_ae_title},
+        )
+
+
+def _encode_command(command: Dataset) -> bytes:
+    """Implicit VR little endian command set with its group length (PS3.7 6.3.1)."""
+    body = encode(command, True, True)
+    assert body is not None
+    return b"\x00\x00\x00\x00\x04\x00\x00\x00" + len(body).to_bytes(4, "little") + body
+
+
+def _response(request: Dataset, status: Dataset) -> Dataset:
+    response = Dataset()
+    sop_class = request.get("AffectedSOPClassUID")
+    if sop_class:
+        response.AffectedSOPClassUID = sop_class
+    response.CommandField = int(request.CommandField) | 0x8000
+    response.MessageIDBeingRespondedTo = int(request.MessageID)
+    response.CommandDataSetType = _NO_DATASET
+    response.Status = int(status.Status)
+    sop_instance = request.get("AffectedSOPInstanceUID")
+    if sop_instance:
+        response.AffectedSOPInstanceUID = sop_instance
+    if "ErrorComment" in status:
+        response.ErrorComment = status.ErrorComment
+    return response
+
+
+class _Session:
+    def __init__(
+        self,
+        sock: socket.socket,
+        negotiated: Negotiated,
+        handlers: Mapping[int, Handler],
+        record: AssociationLog,
+        address: str,
+        max_pdu: int,
+    ) -> None:
+        self.sock = sock
+        self.negotiated = negotiated
+        self.handlers = handlers
+        self.record = record
+        self.address = address
+        self.max_pdu = max_pdu
+        self.command = bytearray()
+        self.command_set: Dataset | None = None
+        # Fragments of the dataset being received, joined once when the last one arrives.
+        self.fragments: list[memoryview] = []
+        self.context_id = 0
+
+    def run(self) -> None:
+        while True:
+            pdu_type, body = pdu.read_pdu(self.sock, self.max_pdu)
+            if pdu_type == pdu.P_DATA_TF:
+                self._p_data(body)
+            elif pdu_type == pdu.A_RELEASE_RQ:
+                self.sock.sendall(pdu.release_rp_pdu())
+                self.record.outcome = "released"
+                return
+            elif pdu_type == pdu.A_ABORT:
+                self.record.outcome = "aborted"
+                return
+            else:
+                self.sock.sendall(pdu.abort_pdu(0x02, 0x02))  # unexpected PDU
+                self.record.outcome = "aborted"
+                return
+
+    def _p_data(self, body: bytearray) -> None:
+        for value in pdu.iter_pdvs(body):
+            if value.context_id not in self.negotiated.contexts:
+                raise pdu.PduError(f"presentation context {value.context_id} was not accepted")
+            self.context_id = value.context_id
+            if value.is_command:
+                self.command += value.data
+                if value.is_last:
+                    self.command_set = decode(io.BytesIO(bytes(self.command)), True, True)
+                    self.command.clear()
+                    if int(self.command_set.get("CommandDataSetType", _NO_DATASET)) == _NO_DATASET:
+                        self._dispatch(None)
+            else:
+                if self.command_set is None:
+                    raise pdu.PduError("dataset fragment before its command")
+                self.fragments.append(value.data)
+                if value.is_last:
+                    dataset = b"".join(self.fragments)
+                    self.fragments.clear()
+                    self.record.received_bytes += len(dataset)
+                    self._dispatch(dataset)
+
+    def _dispatch(self, dataset: bytes | None) -> None:
+        command = self.command_set
+        assert command is not None
+        self.command_set = None
+        abstract_syntax, transfer_syntax = self.negotiated.contexts[self.context_id]
+        handler = self.handlers.get(int(command.CommandField))
+        if handler is None:
+            status = Dataset()
+            status.Status = _UNRECOGNIZED_OPERATION
+        else:
+            status = handler(
+                DimseRequest(
+                    command=command,
+                    dataset=dataset,
+                    abstract_syntax=abstract_syntax,
+                    transfer_syntax=transfer_syntax,
+                    calling_ae_title=self.negotiated.calling_ae_title,
+                    called_ae_title=self.negotiated.called_ae_title,
+                    address=self.address,
+                ),
+                self.record,
+            )
+        encoded = _encode_command(_response(command, status))
+        for message in pdu.p_data_pdus(self.context_id, encoded, self.negotiated.peer_max_pdu):
+            self.sock.sendall(message)
+
+
+def serve_association(
+    sock: socket.socket,
+    address: tuple[str, int],
+    policy: AcceptorPolicy,
+    handlers: Mapping[int, Handler],
+    *,
+    at_capacity: Callable[[], bool],
+    acse_timeout_s: float,
+    network_timeout_s: float,
+) -> None:
+    """Run one association on an accepted socket until release, abort or error; never raises."""
+    record = AssociationLog(peer=f"{address[0]}:{address[1]}")
+    try:
+        sock.settimeout(acse_timeout_s)
+        pdu_type, body = pdu.read_pdu(sock, 0)
+        if pdu_type != pdu.A_ASSOCIATE_RQ:
+            sock.sendall(pdu.abort_pdu(0x02, 0x02))
+            record.outcome = "aborted"
+            return
+        request = len(body).to_bytes(4, "big")
+        negotiated = negotiate(
+            b"\x01\x00" + request + bytes(body), address[0], policy, at_capacity()
+        )
+        record.calling_ae_title = negotiated.calling_ae_title
+        record.called_ae_title = negotiated.called_ae_title
+        sock.sendall(negotiated.reply)
+        if not negotiated.accepted:
+            record.outcome = "rejected"
+            logger.warning(
+                "association rejected: %s",
+                negotiated.reason,
+                extra={"peer": record.peer, "calling_ae_title": record.calling_ae_title},
+            )
+            return
+        record.outcome = "established"
+        sock.settimeout(network_timeout_s)
+        _Session(sock, negotiated, handlers, record, address[0], policy.max_pdu_size).run()
+    except (pdu.PduError, OSError, ValueError, KeyError, AttributeError) as exc:
+        if record.outcome in ("open", "established"):
+            record.outcome = "aborted"
+            logger.warning(
+                "association aborted: %s", type(exc).__name__, extra={"peer": record.peer}
+            )
+            with contextlib.suppress(OSError):
+                sock.sendall(pdu.abort_pdu(0x02, 0x00))
+    finally:
+        try:
+            sock.close()
+        finally:
+            record.emit()
