@@ -7,8 +7,9 @@ returns, the row is committed (SQLite `synchronous=FULL`: the WAL is on disk).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -236,6 +237,17 @@ class _Statements:
         )
 
 
+_MAX_GROUP = 64  # instances committed together at most
+
+
+@dataclass
+class _PendingWrite:
+    item: IndexedInstance
+    superseded: SupersededFile | None
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
 def _as_aware(value: datetime) -> datetime:
     # SQLite returns naive datetimes; everything stored is UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -263,6 +275,10 @@ class Index:
         self._statements = _Statements.build(
             sqlite.insert if self._dialect == "sqlite" else postgresql.insert
         )
+        self._queue: queue.SimpleQueue[_PendingWrite | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+        self._closed = False
         # uid/key -> primary key, filled only after a commit: rows are never deleted.
         self._known: dict[tuple[str, str], int] = {}
         self._known_lock = threading.Lock()
@@ -272,6 +288,12 @@ class Index:
         return self._dialect
 
     def close(self) -> None:
+        with self._writer_lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(None)
+            writer.join()
         self._engine.dispose()
 
     def _get_or_create(
@@ -311,97 +333,152 @@ class Index:
     def record_instance(
         self, item: IndexedInstance, superseded: SupersededFile | None = None
     ) -> None:
-        """Commit the rows for `item` (insert, or replace the instance row on a re-send)."""
+        """Commit the rows for `item` (insert, or replace the instance row on a re-send).
+
+        Returns once the transaction holding them has committed. Concurrent callers share one
+        transaction (group commit): one WAL sync for every instance waiting at that moment.
+        """
+        pending = _PendingWrite(item, superseded)
+        with self._writer_lock:
+            if self._writer is None:
+                if self._closed:
+                    raise RuntimeError("index is closed")
+                self._writer = threading.Thread(target=self._write_loop, name="index-writer")
+                self._writer.start()
+            self._queue.put(pending)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < _MAX_GROUP:
+                try:
+                    following = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if following is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(following)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_PendingWrite]) -> None:
         new: list[tuple[tuple[str, str], int]] = []
+        try:
+            with self._write_engine.begin() as connection:
+                for pending in batch:
+                    self._write(connection, pending.item, pending.superseded, new)
+        except Exception as exc:
+            if len(batch) > 1:
+                # Find the culprit: every other write still commits, on its own.
+                for pending in batch:
+                    self._commit([pending])
+                return
+            batch[0].error = exc
+        else:
+            with self._known_lock:
+                self._known.update(new)
+        for pending in batch:
+            pending.done.set()
+
+    def _write(
+        self,
+        connection: Connection,
+        item: IndexedInstance,
+        superseded: SupersededFile | None,
+        new: list[tuple[tuple[str, str], int]],
+    ) -> None:
         statements = self._statements
-        with self._write_engine.begin() as connection:
-            patient_pk = self._get_or_create(
-                connection,
-                _PATIENT,
-                item.patient_key,
-                {
-                    "patient_key": item.patient_key,
-                    "patient_id": item.patient_id,
-                    "issuer_of_patient_id": item.issuer_of_patient_id,
-                    "patient_name": item.patient_name,
-                    "patient_birth_date": item.patient_birth_date,
-                    "patient_sex": item.patient_sex,
-                },
-                new,
-            )
-            study_pk = self._get_or_create(
-                connection,
-                _STUDY,
-                item.study_instance_uid,
-                {
-                    "study_instance_uid": item.study_instance_uid,
-                    "patient_pk": patient_pk,
-                    "study_date": item.study_date,
-                    "study_time": item.study_time,
-                    "accession_number": item.accession_number,
-                    "study_id": item.study_id,
-                    "study_description": item.study_description,
-                    "referring_physician_name": item.referring_physician_name,
-                    "created_at": item.received_at,
-                },
-                new,
-            )
-            series_pk = self._get_or_create(
-                connection,
-                _SERIES,
-                item.series_instance_uid,
-                {
-                    "series_instance_uid": item.series_instance_uid,
-                    "study_pk": study_pk,
-                    "modality": item.modality,
-                    "series_number": item.series_number,
-                    "series_description": item.series_description,
-                    "body_part_examined": item.body_part_examined,
-                    "series_date": item.series_date,
-                    "series_time": item.series_time,
-                    "protocol_name": item.protocol_name,
-                    "manufacturer": item.manufacturer,
-                    "frame_of_reference_uid": item.frame_of_reference_uid,
-                    "first_received_at": item.received_at,
-                    "last_received_at": item.received_at,
-                },
-                new,
-            )
-            connection.execute(statements.touch_series, {"pk": series_pk, "at": item.received_at})
+        patient_pk = self._get_or_create(
+            connection,
+            _PATIENT,
+            item.patient_key,
+            {
+                "patient_key": item.patient_key,
+                "patient_id": item.patient_id,
+                "issuer_of_patient_id": item.issuer_of_patient_id,
+                "patient_name": item.patient_name,
+                "patient_birth_date": item.patient_birth_date,
+                "patient_sex": item.patient_sex,
+            },
+            new,
+        )
+        study_pk = self._get_or_create(
+            connection,
+            _STUDY,
+            item.study_instance_uid,
+            {
+                "study_instance_uid": item.study_instance_uid,
+                "patient_pk": patient_pk,
+                "study_date": item.study_date,
+                "study_time": item.study_time,
+                "accession_number": item.accession_number,
+                "study_id": item.study_id,
+                "study_description": item.study_description,
+                "referring_physician_name": item.referring_physician_name,
+                "created_at": item.received_at,
+            },
+            new,
+        )
+        series_pk = self._get_or_create(
+            connection,
+            _SERIES,
+            item.series_instance_uid,
+            {
+                "series_instance_uid": item.series_instance_uid,
+                "study_pk": study_pk,
+                "modality": item.modality,
+                "series_number": item.series_number,
+                "series_description": item.series_description,
+                "body_part_examined": item.body_part_examined,
+                "series_date": item.series_date,
+                "series_time": item.series_time,
+                "protocol_name": item.protocol_name,
+                "manufacturer": item.manufacturer,
+                "frame_of_reference_uid": item.frame_of_reference_uid,
+                "first_received_at": item.received_at,
+                "last_received_at": item.received_at,
+            },
+            new,
+        )
+        connection.execute(statements.touch_series, {"pk": series_pk, "at": item.received_at})
+        connection.execute(
+            statements.upsert_instance,
+            {
+                "sop_instance_uid": item.sop_instance_uid,
+                "series_pk": series_pk,
+                "sop_class_uid": item.sop_class_uid,
+                "instance_number": item.instance_number,
+                "transfer_syntax_uid": item.transfer_syntax_uid,
+                "rows": item.rows,
+                "columns": item.columns,
+                "number_of_frames": item.number_of_frames,
+                "file_path": item.file_path,
+                "file_size": item.file_size,
+                "sha256": item.sha256,
+                "received_sha256": item.received_sha256,
+                "received_at": item.received_at,
+                "calling_ae_title": item.calling_ae_title,
+                "called_ae_title": item.called_ae_title,
+                "source_address": item.source_address,
+                "uids_repaired": item.uids_repaired,
+            },
+        )
+        if superseded is not None:
             connection.execute(
-                statements.upsert_instance,
+                statements.insert_superseded,
                 {
-                    "sop_instance_uid": item.sop_instance_uid,
-                    "series_pk": series_pk,
-                    "sop_class_uid": item.sop_class_uid,
-                    "instance_number": item.instance_number,
-                    "transfer_syntax_uid": item.transfer_syntax_uid,
-                    "rows": item.rows,
-                    "columns": item.columns,
-                    "number_of_frames": item.number_of_frames,
-                    "file_path": item.file_path,
-                    "file_size": item.file_size,
-                    "sha256": item.sha256,
-                    "received_sha256": item.received_sha256,
-                    "received_at": item.received_at,
-                    "calling_ae_title": item.calling_ae_title,
-                    "called_ae_title": item.called_ae_title,
-                    "source_address": item.source_address,
-                    "uids_repaired": item.uids_repaired,
+                    "sop_instance_uid": superseded.sop_instance_uid,
+                    "file_path": superseded.file_path,
+                    "sha256": superseded.sha256,
+                    "superseded_at": superseded.superseded_at,
                 },
             )
-            if superseded is not None:
-                connection.execute(
-                    statements.insert_superseded,
-                    {
-                        "sop_instance_uid": superseded.sop_instance_uid,
-                        "file_path": superseded.file_path,
-                        "sha256": superseded.sha256,
-                        "superseded_at": superseded.superseded_at,
-                    },
-                )
-        with self._known_lock:
-            self._known.update(new)
 
     def series_summary(self, series_instance_uid: str) -> SeriesSummary | None:
         with self._sessions() as session:

@@ -130,8 +130,8 @@ class StorageArea:
                 _fsync_directory(created.parent)
 
     def place(self, relative: PurePosixPath, parts: Sequence[bytes | bytearray]) -> Placement:
-        """Put the concatenated `parts` at `relative` atomically: it appears there complete and fsynced, or the
-        target is left as it was. The temp file stays in `.incoming/` as a hard link to the
+        """Put the concatenated `parts` at `relative` atomically: it appears there complete
+        and fsynced, or the target is left as it was. The temp file stays in `.incoming/` as a hard link to the
         target (the journal) until `settle`, so a crash before the index commit is found and
         undone at the next start (see InstanceStore.recover)."""
         target = self.absolute(relative)
