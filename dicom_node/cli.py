@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def _serve(path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
+    os.environ["DICOM_NODE_LOG_LEVEL"] = args.log_level  # for the DIMSE worker processes
     if args.command == "serve":
         return _serve(args.config)
     return _config_check(args.path)

@@ -1,8 +1,9 @@
 """`dicom-node serve`: wire storage, index, DIMSE SCP and HTTP together in one process.
 
-Start order: index -> storage (temp files from a crash removed) -> DIMSE -> HTTP -> ready line.
-SIGTERM/SIGINT: stop HTTP, stop accepting associations, let running ones finish for
-`dimse.shutdown_grace_s` (then abort them), close the index.
+Start order: index -> storage (temp files and uncommitted placements from a crash undone)
+-> DIMSE listening socket and its worker processes -> HTTP -> ready line.
+SIGTERM/SIGINT: stop HTTP, tell the DIMSE workers to stop accepting and let running
+associations finish for `dimse.shutdown_grace_s` (then abort them), close the index.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections.abc import Generator
 import uvicorn
 
 from dicom_node.config.models import NodeConfig
-from dicom_node.dimse import DimseServer
+from dicom_node.dimse.scp import bind_listener
+from dicom_node.dimse.workers import WorkerPool
 from dicom_node.http.app import ApiContext, create_app
 from dicom_node.index import Index
 from dicom_node.storage import InstanceStore, StorageArea
@@ -41,7 +43,7 @@ def _format_host(host: str) -> str:
 
 async def _run(config: NodeConfig) -> None:
     index = Index(config.database.url, echo=config.database.echo)
-    dimse: DimseServer | None = None
+    pool: WorkerPool | None = None
     try:
         area = StorageArea(
             root=config.storage.path,
@@ -60,8 +62,11 @@ async def _run(config: NodeConfig) -> None:
         undone = store.recover()
         if undone:
             logger.warning("undid %d instance(s) a crash left written but not indexed", undone)
-        dimse = DimseServer(config.dimse, config.node.ae_title, store)
-        dimse_host, dimse_port = dimse.start()
+        store.close()
+        listener = bind_listener(config.dimse)
+        dimse_host, dimse_port = listener.getsockname()[:2]
+        pool = WorkerPool(config, listener, config.dimse.worker_count())
+        pool.start()
 
         app = create_app(
             ApiContext(
@@ -101,8 +106,8 @@ async def _run(config: NodeConfig) -> None:
         logger.info("dicom-node ready", extra={"ae_title": config.node.ae_title})
         await serving
     finally:
-        if dimse is not None:
-            dimse.stop(config.dimse.shutdown_grace_s)
+        if pool is not None:
+            pool.stop(config.dimse.shutdown_grace_s)
         index.close()
         logger.info("dicom-node stopped")
 

@@ -7,6 +7,7 @@ validates completely or the node refuses to start with every problem listed.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -116,6 +117,9 @@ class DimseConfig(_Model):
     # None: any calling AE from any host may associate. A list: only those peers.
     allowed_peers: list[PeerConfig] | None = None
     max_associations: Annotated[int, Field(ge=1, le=1000)] = 16
+    # Processes accepting associations on the one port ("auto": one per CPU, at most 4).
+    # Python runs one thread at a time per process; several processes use several cores.
+    workers: Annotated[int, Field(ge=1, le=32)] | Literal["auto"] = "auto"
     # Largest PDU we accept. Large PDUs let senders ship an instance in few PDUs, which is what
     # makes a Python SCP keep up with dcmtk; 0 means "no limit" (PS3.8 D.1).
     max_pdu_size: Annotated[int, Field(ge=0)] = 4 * 1024 * 1024
@@ -124,6 +128,11 @@ class DimseConfig(_Model):
     network_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     # On shutdown, associations still running after this many seconds are aborted.
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 10.0
+
+    def worker_count(self) -> int:
+        if self.workers == "auto":
+            return max(1, min(os.cpu_count() or 1, 4))
+        return self.workers
 
 
 class HttpConfig(_Model):

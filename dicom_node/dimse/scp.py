@@ -44,7 +44,7 @@ from dicom_node.errors import (
 from dicom_node.storage import InstanceStore, Receipt
 from dicom_node.storage.instances import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
-__all__ = ["DimseServer"]
+__all__ = ["DimseServer", "bind_listener"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,16 @@ def make_store_handler(store: InstanceStore) -> Handler:
     return handle_store
 
 
+def bind_listener(config: DimseConfig) -> socket.socket:
+    """A listening TCP socket on dimse.host/port (port 0: a free port)."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((config.host, config.port))
+    listener.listen(128)
+    return listener
+
+
 class DimseServer:
     """Listens, accepts, and runs each association in its own thread."""
 
@@ -155,12 +165,10 @@ class DimseServer:
         host, port = self._listener.getsockname()[:2]
         return str(host), int(port)
 
-    def start(self) -> tuple[str, int]:
-        family = socket.AF_INET6 if ":" in self._config.host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self._config.host, self._config.port))
-        listener.listen(64)
+    def start(self, listener: socket.socket | None = None) -> tuple[str, int]:
+        """Serve on `listener` (a listening socket shared with other worker processes), or
+        on a new one bound to dimse.host/port."""
+        listener = listener or bind_listener(self._config)
         listener.settimeout(0.2)
         self._listener = listener
         self._acceptor = threading.Thread(target=self._accept_loop, name="dimse-accept")

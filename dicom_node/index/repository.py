@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -38,6 +41,7 @@ from dicom_node.index.schema import (
     StudyRow,
     SupersededFileRow,
 )
+from dicom_node.locks import FileLock
 
 __all__ = [
     "Index",
@@ -237,6 +241,12 @@ class _Statements:
         )
 
 
+class _NoLock:
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        yield
+
+
 _MAX_GROUP = 64  # instances committed together at most
 
 
@@ -267,8 +277,13 @@ class Index:
         else:
             kwargs["pool_pre_ping"] = True
         self._engine = create_engine(parsed, **kwargs)
+        # SQLite writers in several processes would otherwise meet in SQLite's busy handler,
+        # which sleeps in steps of milliseconds; a file lock hands over at once.
+        self._write_lock: FileLock | _NoLock = _NoLock()
         if self._dialect == "sqlite":
             _configure_sqlite(self._engine)
+            if parsed.database and parsed.database != ":memory:":
+                self._write_lock = FileLock(Path(f"{parsed.database}.writelock"))
         Base.metadata.create_all(self._engine)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._write_engine = self._engine.execution_options(sqlite_immediate=True)
@@ -295,6 +310,8 @@ class Index:
             self._queue.put(None)
             writer.join()
         self._engine.dispose()
+        if isinstance(self._write_lock, FileLock):
+            self._write_lock.close()
 
     def _get_or_create(
         self,
@@ -370,7 +387,7 @@ class Index:
     def _commit(self, batch: list[_PendingWrite]) -> None:
         new: list[tuple[tuple[str, str], int]] = []
         try:
-            with self._write_engine.begin() as connection:
+            with self._write_lock.held(), self._write_engine.begin() as connection:
                 for pending in batch:
                     self._write(connection, pending.item, pending.superseded, new)
         except Exception as exc:

@@ -131,9 +131,9 @@ class StorageArea:
 
     def place(self, relative: PurePosixPath, parts: Sequence[bytes | bytearray]) -> Placement:
         """Put the concatenated `parts` at `relative` atomically: it appears there complete
-        and fsynced, or the target is left as it was. The temp file stays in `.incoming/` as a hard link to the
-        target (the journal) until `settle`, so a crash before the index commit is found and
-        undone at the next start (see InstanceStore.recover)."""
+        and fsynced, or the target is left as it was. The temp file stays in `.incoming/` as
+        a hard link to the target (the journal) until `settle`, so a crash before the index
+        commit is found and undone at the next start (see InstanceStore.recover)."""
         target = self.absolute(relative)
         study, series, sop = relative.parts[1], relative.parts[2], relative.stem
         journal = self.incoming / f"{study}_{series}_{sop}.{uuid.uuid4().hex[:12]}.part"

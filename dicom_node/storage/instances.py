@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import threading
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from dicom_node.errors import (
     SopClassMismatchError,
 )
 from dicom_node.index import Index, IndexedInstance, StoredInstance, SupersededFile
+from dicom_node.locks import StripedLocks
 from dicom_node.storage.files import Placement, StorageArea
 from dicom_node.storage.inspection import read_header
 from dicom_node.storage.part10 import PREAMBLE, dataset_sha256, encode_file_meta
@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 # Our Implementation Class UID (PS3.7 D.3.3.2): derived once from the product name.
 IMPLEMENTATION_CLASS_UID = derive_uid("dicom-node", "implementation")
 IMPLEMENTATION_VERSION_NAME = f"DICOMNODE_{__version__}"[:16]
-_LOCK_STRIPES = 64
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,11 @@ class InstanceStore:
         self._index = index
         self._on_duplicate = on_duplicate
         self._missing_uids = missing_uids
-        self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        # Per-instance locks shared with the other DIMSE worker processes.
+        self._locks = StripedLocks(area.root / ".locks")
+
+    def close(self) -> None:
+        self._locks.close()
 
     def store(self, encoded_dataset: bytes | bytearray, receipt: Receipt) -> StoreOutcome:
         """Store the dataset `encoded_dataset` (no preamble/meta) exactly as received."""
@@ -163,8 +166,7 @@ class InstanceStore:
         file_parts = self._file_parts(dataset, header.transfer_syntax_uid, receipt, encoded_dataset)
         file_size = sum(len(part) for part in file_parts)
         now = datetime.now(UTC)
-        lock = self._locks[hash(sop_instance_uid) % _LOCK_STRIPES]
-        with lock:
+        with self._locks.held(sop_instance_uid):
             existing = self._index.find_instance(sop_instance_uid)
             if (
                 existing is not None
