@@ -7,9 +7,10 @@ returns, the row is committed (SQLite `synchronous=FULL`: the WAL is on disk).
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -241,6 +242,14 @@ class _Statements:
         )
 
 
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class _NoLock:
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -254,6 +263,7 @@ _MAX_GROUP = 64  # instances committed together at most
 class _PendingWrite:
     item: IndexedInstance
     superseded: SupersededFile | None
+    durable_first: tuple[Path, ...] = ()
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -348,14 +358,21 @@ class Index:
         )
 
     def record_instance(
-        self, item: IndexedInstance, superseded: SupersededFile | None = None
+        self,
+        item: IndexedInstance,
+        superseded: SupersededFile | None = None,
+        *,
+        durable_first: Sequence[Path] = (),
     ) -> None:
         """Commit the rows for `item` (insert, or replace the instance row on a re-send).
+
+        `durable_first` names folders whose new entries must be on disk before the row
+        commits (the stored file's folder); each is fsynced once for the whole group.
 
         Returns once the transaction holding them has committed. Concurrent callers share one
         transaction (group commit): one WAL sync for every instance waiting at that moment.
         """
-        pending = _PendingWrite(item, superseded)
+        pending = _PendingWrite(item, superseded, tuple(durable_first))
         with self._writer_lock:
             if self._writer is None:
                 if self._closed:
@@ -387,6 +404,8 @@ class Index:
     def _commit(self, batch: list[_PendingWrite]) -> None:
         new: list[tuple[tuple[str, str], int]] = []
         try:
+            for folder in dict.fromkeys(p for pending in batch for p in pending.durable_first):
+                _fsync_folder(folder)
             with self._write_lock.held(), self._write_engine.begin() as connection:
                 for pending in batch:
                     self._write(connection, pending.item, pending.superseded, new)

@@ -162,14 +162,10 @@ class StorageArea:
             raise _storage_failure("writing an instance", exc) from exc
         return Placement(relative=relative, journal=journal)
 
-    def sync_folder(self, relative: PurePosixPath) -> None:
-        """Make the rename of a placed file durable (fsync its folder)."""
-        if not self.fsync:
-            return
-        try:
-            _fsync_directory(self.absolute(relative).parent)
-        except OSError as exc:
-            raise _storage_failure("syncing the storage folder", exc) from exc
+    def folders_to_sync(self, relative: PurePosixPath) -> tuple[Path, ...]:
+        """Folders whose entries must be fsynced before a placed file counts as stored (the
+        index does it once for every instance of a group commit)."""
+        return (self.absolute(relative).parent,) if self.fsync else ()
 
     def settle(self, placement: Placement) -> None:
         """The index has committed the placed file: drop its journal."""

@@ -191,7 +191,6 @@ class InstanceStore:
             placement: Placement | None = None
             try:
                 placement = self._area.place(relative, file_parts)
-                self._area.sync_folder(relative)
                 self._index.record_instance(
                     self._describe(
                         dataset,
@@ -204,6 +203,7 @@ class InstanceStore:
                         repaired,
                     ),
                     superseded,
+                    durable_first=self._area.folders_to_sync(relative),
                 )
             except BaseException:
                 self._undo(placement, existing, superseded)
