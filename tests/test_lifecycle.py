@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -76,3 +79,41 @@ def test_association_is_logged_once_without_patient_identifiers(
     assert "peer=127.0.0.1:" in lines[0]
     assert "SECRETNAME" not in log
     assert "SECRET-ID-123" not in log
+
+
+def worker_pids(node: NodeProcess) -> list[int]:
+    assert node.process is not None
+    # Each thread's children are listed under its own task (the supervisor thread restarts).
+    tasks = Path(f"/proc/{node.process.pid}/task").glob("*/children")
+    return sorted(int(pid) for task in tasks for pid in task.read_text().split())
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 20) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_configured_number_of_dimse_workers_run(start_node: NodeFactory) -> None:
+    node = start_node({"dimse": {"workers": 3}})
+    assert len(worker_pids(node)) == 3
+
+
+def test_a_dead_worker_is_restarted(start_node: NodeFactory) -> None:
+    node = start_node({"dimse": {"workers": 1}})
+    (worker,) = worker_pids(node)
+    os.kill(worker, signal.SIGKILL)
+    assert wait_until(lambda: len(worker_pids(node)) == 1 and worker_pids(node) != [worker])
+    assert dcmtk("echoscu", "127.0.0.1", str(node.dimse_port)).returncode == 0
+    node.terminate()
+    assert "exited with code -9; restarting it" in node.log()
+
+
+def test_workers_die_with_a_killed_node(start_node: NodeFactory) -> None:
+    node = start_node({"dimse": {"workers": 2}})
+    workers = worker_pids(node)
+    node.kill()
+    assert wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers))
