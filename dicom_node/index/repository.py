@@ -7,7 +7,6 @@ returns, the row is committed (SQLite `synchronous=FULL`: the WAL is on disk).
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -34,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
+from dicom_node.fs import FileLock, fsync_directory
 from dicom_node.index.schema import (
     Base,
     InstanceRow,
@@ -42,7 +42,6 @@ from dicom_node.index.schema import (
     StudyRow,
     SupersededFileRow,
 )
-from dicom_node.locks import FileLock
 
 __all__ = [
     "Index",
@@ -242,14 +241,6 @@ class _Statements:
         )
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _NoLock:
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -405,7 +396,7 @@ class Index:
         new: list[tuple[tuple[str, str], int]] = []
         try:
             for folder in dict.fromkeys(p for pending in batch for p in pending.durable_first):
-                _fsync_folder(folder)
+                fsync_directory(folder)
             with self._write_lock.held(), self._write_engine.begin() as connection:
                 for pending in batch:
                     self._write(connection, pending.item, pending.superseded, new)

@@ -23,19 +23,12 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from dicom_node.errors import InvalidInstanceError, OutOfResourcesError, StorageError
+from dicom_node.fs import fsync_directory
 from dicom_node.uids import is_valid_uid
 
 __all__ = ["Placement", "StorageArea"]
 
 _OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _storage_failure(action: str, exc: OSError) -> StorageError:
@@ -127,7 +120,7 @@ class StorageArea:
         if self.fsync:
             # New directory entries must reach the disk too, deepest last.
             for created in reversed(missing):
-                _fsync_directory(created.parent)
+                fsync_directory(created.parent)
 
     def place(self, relative: PurePosixPath, parts: Sequence[bytes | bytearray]) -> Placement:
         """Put the concatenated `parts` at `relative` atomically: it appears there complete
@@ -196,7 +189,7 @@ class StorageArea:
             self._make_parent(target)
             os.link(source, target)
             if self.fsync:
-                _fsync_directory(target.parent)
+                fsync_directory(target.parent)
         except OSError as exc:
             raise _storage_failure("keeping the superseded version", exc) from exc
 

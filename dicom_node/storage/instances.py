@@ -29,8 +29,8 @@ from dicom_node.errors import (
     InvalidInstanceError,
     SopClassMismatchError,
 )
+from dicom_node.fs import StripedLocks
 from dicom_node.index import Index, IndexedInstance, StoredInstance, SupersededFile
-from dicom_node.locks import StripedLocks
 from dicom_node.storage.files import Placement, StorageArea
 from dicom_node.storage.inspection import read_header
 from dicom_node.storage.part10 import PREAMBLE, dataset_sha256, encode_file_meta

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -12,16 +11,9 @@ from pynetdicom import AE, _config
 from pynetdicom.presentation import build_context
 
 from tests.support.peers import require_command
+from tests.support.storage_check import dataset_bytes
 
-
-def dataset_bytes(path: Path) -> bytes:
-    """The encoded dataset of a Part 10 file: everything after the File Meta Information."""
-    data = path.read_bytes()
-    if data[128:132] != b"DICM":
-        raise ValueError(f"{path} is not a Part 10 file")
-    # (0002,0000) UL group length: tag(4) VR(2) length(2) value(4), value = bytes after it.
-    group_length = struct.unpack("<I", data[140:144])[0]
-    return data[144 + group_length :]
+__all__ = ["ReferenceStoreSCP", "dataset_bytes", "dcmtk", "send_raw", "storescu"]
 
 
 def dcmtk(tool: str, *args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:

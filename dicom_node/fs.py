@@ -1,4 +1,5 @@
-"""Locks that hold across threads and across the node's DIMSE worker processes (flock)."""
+"""File-system primitives shared by storage and index: directory fsync, and locks that hold
+across threads and across the node's DIMSE worker processes (flock)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-__all__ = ["FileLock", "StripedLocks"]
+__all__ = ["FileLock", "StripedLocks", "fsync_directory"]
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a folder's entries (new, renamed or removed files) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class FileLock:
