@@ -9,7 +9,6 @@ PS3.8 section 9).
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import socket
 import time
@@ -17,17 +16,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from pydicom.dataset import Dataset
-from pynetdicom.dsutils import decode, encode
-
 from dicom_node.dimse import pdu
+from dicom_node.dimse.commands import Command, CommandError, decode_command, encode_response
 from dicom_node.dimse.negotiation import AcceptorPolicy, Negotiated, negotiate
 
-__all__ = ["AssociationLog", "CommandField", "DimseRequest", "Handler", "serve_association"]
+__all__ = [
+    "AssociationLog",
+    "CommandField",
+    "DimseRequest",
+    "Handler",
+    "Reply",
+    "serve_association",
+]
 
 logger = logging.getLogger(__name__)
 
-_NO_DATASET = 0x0101
 _UNRECOGNIZED_OPERATION = 0x0211  # PS3.7 C.4.5
 
 
@@ -42,8 +45,16 @@ class CommandField(IntEnum):
 
 
 @dataclass(frozen=True)
+class Reply:
+    """The status fields of a response (PS3.7 C): Status and, optionally, Error Comment."""
+
+    status: int
+    error_comment: str = ""
+
+
+@dataclass(frozen=True)
 class DimseRequest:
-    command: Dataset
+    command: Command
     dataset: bytes | None
     abstract_syntax: str
     transfer_syntax: str
@@ -52,8 +63,7 @@ class DimseRequest:
     address: str
 
 
-# A handler answers with the response's status fields (Status, optionally ErrorComment).
-Handler = Callable[[DimseRequest, "AssociationLog"], Dataset]
+Handler = Callable[[DimseRequest, "AssociationLog"], Reply]
 
 
 @dataclass
@@ -89,30 +99,6 @@ class AssociationLog:
         )
 
 
-def _encode_command(command: Dataset) -> bytes:
-    """Implicit VR little endian command set with its group length (PS3.7 6.3.1)."""
-    body = encode(command, True, True)
-    assert body is not None
-    return b"\x00\x00\x00\x00\x04\x00\x00\x00" + len(body).to_bytes(4, "little") + body
-
-
-def _response(request: Dataset, status: Dataset) -> Dataset:
-    response = Dataset()
-    sop_class = request.get("AffectedSOPClassUID")
-    if sop_class:
-        response.AffectedSOPClassUID = sop_class
-    response.CommandField = int(request.CommandField) | 0x8000
-    response.MessageIDBeingRespondedTo = int(request.MessageID)
-    response.CommandDataSetType = _NO_DATASET
-    response.Status = int(status.Status)
-    sop_instance = request.get("AffectedSOPInstanceUID")
-    if sop_instance:
-        response.AffectedSOPInstanceUID = sop_instance
-    if "ErrorComment" in status:
-        response.ErrorComment = status.ErrorComment
-    return response
-
-
 class _Session:
     def __init__(
         self,
@@ -130,7 +116,7 @@ class _Session:
         self.address = address
         self.max_pdu = max_pdu
         self.command = bytearray()
-        self.command_set: Dataset | None = None
+        self.command_set: Command | None = None
         # Fragments of the dataset being received, joined once when the last one arrives.
         self.fragments: list[memoryview] = []
         self.context_id = 0
@@ -160,9 +146,9 @@ class _Session:
             if value.is_command:
                 self.command += value.data
                 if value.is_last:
-                    self.command_set = decode(io.BytesIO(bytes(self.command)), True, True)
+                    self.command_set = decode_command(self.command)
                     self.command.clear()
-                    if int(self.command_set.get("CommandDataSetType", _NO_DATASET)) == _NO_DATASET:
+                    if not self.command_set.has_data_set:
                         self._dispatch(None)
             else:
                 if self.command_set is None:
@@ -179,12 +165,11 @@ class _Session:
         assert command is not None
         self.command_set = None
         abstract_syntax, transfer_syntax = self.negotiated.contexts[self.context_id]
-        handler = self.handlers.get(int(command.CommandField))
+        handler = self.handlers.get(command.command_field)
         if handler is None:
-            status = Dataset()
-            status.Status = _UNRECOGNIZED_OPERATION
+            reply = Reply(_UNRECOGNIZED_OPERATION)
         else:
-            status = handler(
+            reply = handler(
                 DimseRequest(
                     command=command,
                     dataset=dataset,
@@ -196,7 +181,7 @@ class _Session:
                 ),
                 self.record,
             )
-        encoded = _encode_command(_response(command, status))
+        encoded = encode_response(command, reply.status, reply.error_comment)
         for message in pdu.p_data_pdus(self.context_id, encoded, self.negotiated.peer_max_pdu):
             self.sock.sendall(message)
 
@@ -238,7 +223,7 @@ def serve_association(
         record.outcome = "established"
         sock.settimeout(network_timeout_s)
         _Session(sock, negotiated, handlers, record, address[0], policy.max_pdu_size).run()
-    except (pdu.PduError, OSError, ValueError, KeyError, AttributeError) as exc:
+    except (pdu.PduError, CommandError, OSError, ValueError, KeyError) as exc:
         if record.outcome in ("open", "established"):
             record.outcome = "aborted"
             logger.warning(

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Mapping
 
-from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import AllStoragePresentationContexts
 from pynetdicom.presentation import PresentationContext, build_context
@@ -29,6 +28,7 @@ from dicom_node.dimse.association import (
     CommandField,
     DimseRequest,
     Handler,
+    Reply,
     serve_association,
 )
 from dicom_node.dimse.negotiation import AcceptorPolicy
@@ -51,12 +51,8 @@ logger = logging.getLogger(__name__)
 _ERROR_COMMENT_MAX = 64  # LO (PS3.5 6.2)
 
 
-def _status(code: Status, comment: str = "") -> Dataset:
-    response = Dataset()
-    response.Status = int(code)
-    if comment:
-        response.ErrorComment = comment[:_ERROR_COMMENT_MAX]
-    return response
+def _status(code: Status, comment: str = "") -> Reply:
+    return Reply(int(code), comment[:_ERROR_COMMENT_MAX])
 
 
 def _failure_status(error: StorageError) -> Status:
@@ -82,13 +78,13 @@ def _supported_contexts() -> list[PresentationContext]:
     return contexts
 
 
-def handle_echo(_request: DimseRequest, record: AssociationLog) -> Dataset:
+def handle_echo(_request: DimseRequest, record: AssociationLog) -> Reply:
     record.echoes += 1
     return _status(Status.SUCCESS)
 
 
 def make_store_handler(store: InstanceStore) -> Handler:
-    def handle_store(request: DimseRequest, record: AssociationLog) -> Dataset:
+    def handle_store(request: DimseRequest, record: AssociationLog) -> Reply:
         try:
             if request.dataset is None:
                 raise InvalidInstanceError("C-STORE request without a dataset")
@@ -96,10 +92,8 @@ def make_store_handler(store: InstanceStore) -> Handler:
                 request.dataset,
                 Receipt(
                     transfer_syntax_uid=request.transfer_syntax,
-                    affected_sop_class_uid=str(request.command.get("AffectedSOPClassUID", "")),
-                    affected_sop_instance_uid=str(
-                        request.command.get("AffectedSOPInstanceUID", "")
-                    ),
+                    affected_sop_class_uid=request.command.affected_sop_class_uid,
+                    affected_sop_instance_uid=request.command.affected_sop_instance_uid,
                     calling_ae_title=request.calling_ae_title,
                     called_ae_title=request.called_ae_title,
                     source_address=request.address,

@@ -7,6 +7,7 @@ any failure raises a StorageError subclass and leaves neither a partial file nor
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -17,9 +18,10 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filewriter import dcmwrite
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from dicom_node import __version__
@@ -83,10 +85,17 @@ _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "
 _SPECIFIC_CHARACTER_SET = 0x00080005
 
 
-def _raw_text(dataset: Dataset, tag: int) -> str | None:
+@functools.cache
+def _tag(keyword: str) -> BaseTag:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(keyword)
+    return BaseTag(tag)
+
+
+def _raw_text(dataset: Dataset, item: RawDataElement | DataElement) -> str | None:
     """A text value straight from its raw bytes, skipping pydicom's element conversion (the
     bulk of the per-instance CPU); None when only pydicom's full decoding will do."""
-    item = dataset.get_item(tag)
     if not isinstance(item, RawDataElement) or item.VR not in _TEXT_VRS:
         return None
     charset_item = dataset.get_item(_SPECIFIC_CHARACTER_SET)
@@ -103,23 +112,25 @@ def _raw_text(dataset: Dataset, tag: int) -> str | None:
 
 
 def _text(dataset: Dataset, keyword: str) -> str:
-    tag = tag_for_keyword(keyword)
-    if tag is None or tag not in dataset:
+    item = dataset.get_item(_tag(keyword))
+    if item is None:
         return ""
-    fast = _raw_text(dataset, tag)
+    fast = _raw_text(dataset, item)
     if fast is not None:
         return fast
-    value = dataset[tag].value
+    value = dataset[_tag(keyword)].value
     return "" if value is None else str(value).strip()
 
 
 def _integer(dataset: Dataset, keyword: str) -> int | None:
-    tag = tag_for_keyword(keyword)
     try:
-        fast = _raw_text(dataset, tag) if tag is not None and tag in dataset else None
+        item = dataset.get_item(_tag(keyword))
+        if item is None:
+            return None
+        fast = _raw_text(dataset, item)
         if fast is not None:
             return int(fast) if fast else None
-        value = dataset.get(keyword)
+        value = dataset[_tag(keyword)].value
         return None if value is None or value == "" else int(value)
     except (TypeError, ValueError):
         return None
