@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.conftest import NodeFactory
 from tests.support.dicom import dcmtk
 from tests.support.node import NodeProcess
@@ -48,3 +50,26 @@ def test_rejection_does_not_stop_the_node(start_node: NodeFactory) -> None:
     node = start_node({"dimse": {"allowed_peers": [{"ae_title": "CT1"}]}})
     assert REJECTED in echo(node, "INTRUDER")
     assert "Received Echo Response (Success)" in echo(node, "CT1")
+
+
+def test_associations_beyond_the_limit_are_rejected_as_transient(
+    start_node: NodeFactory,
+) -> None:
+    from pynetdicom import AE
+
+    node = start_node({"dimse": {"workers": 1, "max_associations": 1}})
+    requestor = AE(ae_title="HOLDER")
+    requestor.add_requested_context("1.2.840.10008.1.1")
+    held = requestor.associate("127.0.0.1", node.dimse_port)
+    assert held.is_established
+    try:
+        output = echo(node, "SECOND")
+        assert REJECTED in output
+        assert "Local Limit Exceeded" in output
+    finally:
+        held.release()
+    # The released association's thread leaves the count a moment after the release.
+    deadline = time.monotonic() + 10
+    while "Received Echo Response (Success)" not in echo(node, "THIRD"):
+        assert time.monotonic() < deadline, "association slot not freed after release"
+        time.sleep(0.05)

@@ -120,8 +120,8 @@ class DimseConfig(_Model):
     # Processes accepting associations on the one port ("auto": one per CPU, at most 4).
     # Python runs one thread at a time per process; several processes use several cores.
     workers: Annotated[int, Field(ge=1, le=32)] | Literal["auto"] = "auto"
-    # Largest PDU we accept. Large PDUs let senders ship an instance in few PDUs, which is what
-    # makes a Python SCP keep up with dcmtk; 0 means "no limit" (PS3.8 D.1).
+    # Largest PDU we accept (PS3.8 D.1 Maximum Length Received); 0 means "no limit".
+    # Senders may use less: dcmtk caps its PDUs at 128 KiB.
     max_pdu_size: Annotated[int, Field(ge=0)] = 4 * 1024 * 1024
     acse_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     dimse_timeout_s: Annotated[float, Field(gt=0)] = 60.0
