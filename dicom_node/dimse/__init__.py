@@ -1,4 +1,4 @@
-"""DIMSE services (pynetdicom): the SCP and its named statuses."""
+"""DIMSE services: the SCP (own association loop on pynetdicom codecs) and its named statuses."""
 
 from dicom_node.dimse.scp import DimseServer
 from dicom_node.dimse.status import Status
