@@ -7,7 +7,6 @@ and the node must leave nothing partial behind and keep serving.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import pytest
 
 from tests.conftest import NodeFactory
 from tests.support.node import NodeProcess
-from tests.support.peers import missing, require_command, shared_data
+from tests.support.peers import require_command, shared_data
 from tests.support.phantom import write_ct_series
 from tests.support.storage_check import (
     OUT_OF_RESOURCES,
@@ -32,6 +31,7 @@ from tests.support.storage_check import (
     sop_instance_uid,
     stored_files,
 )
+from tests.support.tmpfs import mounted_tmpfs
 
 TMPFS_BYTES = 3 * 1024 * 1024  # five 525 KB CT instances fit, the sixth does not
 CT_INSTANCES = 10
@@ -40,33 +40,8 @@ CT_INSTANCES = 10
 @pytest.fixture
 def tmpfs_storage(tmp_path: Path) -> Iterator[Path]:
     """A 3 MiB tmpfs mounted for the test (request it before `start_node`: it unmounts last)."""
-    if os.geteuid() != 0:
-        missing("tmpfs mount (root)")
-    mount_point = tmp_path / "tmpfs"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        [
-            require_command("mount"),
-            "-t",
-            "tmpfs",
-            "-o",
-            f"size={TMPFS_BYTES},mode=0700",
-            "tmpfs",
-            str(mount_point),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        missing(f"tmpfs mount (root): {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "tmpfs", TMPFS_BYTES) as mount_point:
         yield mount_point
-    finally:
-        umount = require_command("umount")
-        if subprocess.run([umount, str(mount_point)], check=False).returncode != 0:
-            subprocess.run([umount, "-l", str(mount_point)], check=False)
-            pytest.fail(f"{mount_point} was busy at teardown (node still running?)")
 
 
 def _storage_node(start_node: NodeFactory, storage: Path, min_free_bytes: int) -> NodeProcess:

@@ -23,13 +23,16 @@ from pydicom.dataset import Dataset
 from pydicom.filewriter import dcmwrite
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from dicom_node import __version__
 from dicom_node.config.models import DuplicatePolicy, MissingUidPolicy
 from dicom_node.errors import (
     DuplicateInstanceError,
     InvalidInstanceError,
+    OutOfResourcesError,
     SopClassMismatchError,
+    StorageError,
 )
 from dicom_node.fs import StripedLocks
 from dicom_node.index import Index, IndexedInstance, StoredInstance, SupersededFile
@@ -216,6 +219,12 @@ class InstanceStore:
                     superseded,
                     durable_first=self._area.folders_to_sync(relative),
                 )
+            except SQLAlchemyError as exc:
+                self._undo(placement, existing, superseded)
+                # The index shares the disk-full meaning of storage; anything else is local.
+                if "full" in str(exc.orig if isinstance(exc, DBAPIError) else exc).lower():
+                    raise OutOfResourcesError("index database full") from exc
+                raise StorageError("index database write failed") from exc
             except BaseException:
                 self._undo(placement, existing, superseded)
                 raise
