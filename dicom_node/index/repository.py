@@ -368,7 +368,9 @@ class Index:
             if self._writer is None:
                 if self._closed:
                     raise RuntimeError("index is closed")
-                self._writer = threading.Thread(target=self._write_loop, name="index-writer")
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="index-writer", daemon=True
+                )
                 self._writer.start()
             self._queue.put(pending)
         pending.done.wait()
