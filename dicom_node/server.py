@@ -74,6 +74,7 @@ async def _run(config: NodeConfig) -> None:
                 stable_after_s=config.series.stable_after_s,
                 ae_title=config.node.ae_title,
                 storage_path=str(config.storage.path),
+                dimse_workers=pool.status,
             )
         )
         http = _Server(

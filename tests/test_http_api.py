@@ -28,6 +28,7 @@ def test_health_reports_ok_with_counts(node: NodeProcess) -> None:
     assert body["database"] == "sqlite"
     assert body["instances"] == 0
     assert body["ae_title"] == "DICOM_NODE"
+    assert body["dimse_workers"]["running"] == body["dimse_workers"]["configured"] >= 1
 
 
 def test_series_is_receiving_then_stable(start_node: NodeFactory) -> None:

@@ -70,6 +70,10 @@ class WorkerPool:
         self._supervisor = threading.Thread(target=self._supervise, name="dimse-supervisor")
         self._supervisor.start()
 
+    def status(self) -> tuple[int, int]:
+        """(running, configured) worker processes."""
+        return sum(worker.poll() is None for worker in self._workers), self._count
+
     def _supervise(self) -> None:
         while not self._stopping.wait(0.5):
             for position, worker in enumerate(self._workers):

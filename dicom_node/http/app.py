@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -31,6 +32,8 @@ class ApiContext:
     stable_after_s: float
     ae_title: str
     storage_path: str
+    # (running, configured) DIMSE worker processes
+    dimse_workers: Callable[[], tuple[int, int]] = lambda: (0, 0)
 
 
 class ProblemError(Exception):
@@ -96,9 +99,13 @@ def create_app(context: ApiContext) -> FastAPI:
             index.ping()
         except SQLAlchemyError:
             return problem_response(503, "Index unavailable", "the index database did not answer")
+        running, configured = context.dimse_workers()
+        if running == 0:
+            return problem_response(503, "DIMSE unavailable", "no DIMSE worker is running")
         return JSONResponse(
             {
-                "status": "ok",
+                "status": "ok" if running == configured else "degraded",
+                "dimse_workers": {"running": running, "configured": configured},
                 "version": __version__,
                 "ae_title": context.ae_title,
                 "database": index.dialect,
