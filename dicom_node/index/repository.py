@@ -292,6 +292,8 @@ class Index:
             sqlite.insert if self._dialect == "sqlite" else postgresql.insert
         )
         self._queue: queue.SimpleQueue[_PendingWrite | None] = queue.SimpleQueue()
+        self._readers: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        self._writer_connection: Connection | None = None  # used by the writer thread only
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._closed = False
@@ -310,6 +312,11 @@ class Index:
         if writer is not None:
             self._queue.put(None)
             writer.join()
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                break
         self._engine.dispose()
         if isinstance(self._write_lock, FileLock):
             self._write_lock.close()
@@ -334,10 +341,22 @@ class Index:
         return int(primary_key)
 
     def find_instance(self, sop_instance_uid: str) -> StoredInstance | None:
-        with self._engine.connect() as connection:
+        # The hot-path lookup keeps its connections checked out (pool checkout and return
+        # cost more than the query); each read ends its transaction so WAL can checkpoint.
+        try:
+            connection = self._readers.get_nowait()
+        except queue.Empty:
+            connection = self._engine.connect()
+        try:
             row = connection.execute(
                 self._statements.find_instance, {"uid": sop_instance_uid}
             ).first()
+            connection.rollback()
+        except BaseException:
+            connection.invalidate()
+            connection.close()
+            raise
+        self._readers.put(connection)
         if row is None:
             return None
         return StoredInstance(
@@ -381,6 +400,8 @@ class Index:
         while True:
             first = self._queue.get()
             if first is None:
+                if self._writer_connection is not None:
+                    self._writer_connection.close()
                 return
             batch = [first]
             while len(batch) < _MAX_GROUP:
@@ -399,10 +420,16 @@ class Index:
         try:
             for folder in dict.fromkeys(p for pending in batch for p in pending.durable_first):
                 fsync_directory(folder)
-            with self._write_lock.held(), self._write_engine.begin() as connection:
+            if self._writer_connection is None:
+                self._writer_connection = self._write_engine.connect()
+            connection = self._writer_connection
+            with self._write_lock.held(), connection.begin():
                 for pending in batch:
                     self._write(connection, pending.item, pending.superseded, new)
         except Exception as exc:
+            if self._writer_connection is not None and self._writer_connection.invalidated:
+                self._writer_connection.close()
+                self._writer_connection = None
             if len(batch) > 1:
                 # Find the culprit: every other write still commits, on its own.
                 for pending in batch:
