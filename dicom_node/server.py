@@ -22,7 +22,7 @@ from dicom_node.dimse.scp import bind_listener
 from dicom_node.dimse.workers import WorkerPool
 from dicom_node.http.app import ApiContext, create_app
 from dicom_node.index import Index
-from dicom_node.storage import InstanceStore, StorageArea
+from dicom_node.storage import InstanceStore
 
 __all__ = ["serve"]
 
@@ -45,20 +45,10 @@ async def _run(config: NodeConfig) -> None:
     index = Index(config.database.url, echo=config.database.echo)
     pool: WorkerPool | None = None
     try:
-        area = StorageArea(
-            root=config.storage.path,
-            min_free_bytes=config.storage.min_free_bytes,
-            fsync=config.storage.fsync,
-        )
-        removed = area.prepare()
+        store = InstanceStore.from_config(config.storage, index)
+        removed = store.area.prepare()
         if removed:
             logger.warning("removed %d incomplete temp file(s) left by an earlier stop", removed)
-        store = InstanceStore(
-            area,
-            index,
-            on_duplicate=config.storage.on_duplicate,
-            missing_uids=config.storage.missing_uids,
-        )
         undone = store.recover()
         if undone:
             logger.warning("undid %d instance(s) a crash left written but not indexed", undone)

@@ -22,7 +22,7 @@ import time
 from dicom_node.config.models import NodeConfig
 from dicom_node.dimse.scp import DimseServer
 from dicom_node.index import Index
-from dicom_node.storage import InstanceStore, StorageArea
+from dicom_node.storage import InstanceStore
 
 __all__ = ["WorkerPool", "run_worker"]
 
@@ -128,17 +128,7 @@ def run_worker(listener_fd: int, parent_pid: int) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     index = Index(config.database.url, echo=config.database.echo)
-    area = StorageArea(
-        root=config.storage.path,
-        min_free_bytes=config.storage.min_free_bytes,
-        fsync=config.storage.fsync,
-    )
-    store = InstanceStore(
-        area,
-        index,
-        on_duplicate=config.storage.on_duplicate,
-        missing_uids=config.storage.missing_uids,
-    )
+    store = InstanceStore.from_config(config.storage, index)
     server = DimseServer(config.dimse, config.node.ae_title, store)
     try:
         server.start(socket.socket(fileno=listener_fd))

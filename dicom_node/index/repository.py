@@ -246,6 +246,9 @@ class _NoLock:
     def held(self) -> Iterator[None]:
         yield
 
+    def close(self) -> None:
+        pass
+
 
 _MAX_GROUP = 64  # instances committed together at most
 
@@ -298,8 +301,8 @@ class Index:
         self._writer_lock = threading.Lock()
         self._closed = False
         # uid/key -> primary key, filled only after a commit: rows are never deleted.
+        # Read and written by the writer thread only.
         self._known: dict[tuple[str, str], int] = {}
-        self._known_lock = threading.Lock()
 
     @property
     def dialect(self) -> str:
@@ -318,8 +321,7 @@ class Index:
             except queue.Empty:
                 break
         self._engine.dispose()
-        if isinstance(self._write_lock, FileLock):
-            self._write_lock.close()
+        self._write_lock.close()
 
     def _get_or_create(
         self,
@@ -330,8 +332,7 @@ class Index:
         new: list[tuple[tuple[str, str], int]],
     ) -> int:
         cache_key = (table.name, key)
-        with self._known_lock:
-            known = self._known.get(cache_key)
+        known = self._known.get(cache_key)
         if known is not None:
             return known
         statements = self._statements
@@ -437,8 +438,7 @@ class Index:
                 return
             batch[0].error = exc
         else:
-            with self._known_lock:
-                self._known.update(new)
+            self._known.update(new)
         for pending in batch:
             pending.done.set()
 

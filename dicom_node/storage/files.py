@@ -124,7 +124,8 @@ class StorageArea:
 
     def place(self, relative: PurePosixPath, parts: Sequence[bytes | bytearray]) -> Placement:
         """Put the concatenated `parts` at `relative` atomically: it appears there complete
-        and fsynced, or the target is left as it was. The temp file stays in `.incoming/` as
+        and fsynced (its folder is synced before the index commit, see `folders_to_sync`), or
+        the target is left as it was. The temp file stays in `.incoming/` as
         a hard link to the target (the journal) until `settle`, so a crash before the index
         commit is found and undone at the next start (see InstanceStore.recover)."""
         target = self.absolute(relative)

@@ -26,7 +26,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from dicom_node import __version__
-from dicom_node.config.models import DuplicatePolicy, MissingUidPolicy
+from dicom_node.config.models import DuplicatePolicy, MissingUidPolicy, StorageConfig
 from dicom_node.errors import (
     DuplicateInstanceError,
     InvalidInstanceError,
@@ -127,15 +127,9 @@ def _text(dataset: Dataset, keyword: str) -> str:
 
 def _integer(dataset: Dataset, keyword: str) -> int | None:
     try:
-        item = dataset.get_item(_tag(keyword))
-        if item is None:
-            return None
-        fast = _raw_text(dataset, item)
-        if fast is not None:
-            return int(fast) if fast else None
-        value = dataset[_tag(keyword)].value
-        return None if value is None or value == "" else int(value)
-    except (TypeError, ValueError):
+        text = _text(dataset, keyword)
+        return int(text) if text else None
+    except ValueError:
         return None
 
 
@@ -157,6 +151,17 @@ class InstanceStore:
         self._missing_uids = missing_uids
         # Per-instance locks shared with the other DIMSE worker processes.
         self._locks = StripedLocks(area.root / ".locks")
+
+    @classmethod
+    def from_config(cls, config: StorageConfig, index: Index) -> InstanceStore:
+        area = StorageArea(
+            root=config.path, min_free_bytes=config.min_free_bytes, fsync=config.fsync
+        )
+        return cls(area, index, on_duplicate=config.on_duplicate, missing_uids=config.missing_uids)
+
+    @property
+    def area(self) -> StorageArea:
+        return self._area
 
     def close(self) -> None:
         self._locks.close()
