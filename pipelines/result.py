@@ -1,0 +1,72 @@
+"""What a pipeline returns: a label map on the input grid, its segment table, measurements.
+
+Codes are plain (value, scheme, meaning) triples; the writer turns them into DICOM code
+sequences (PS3.3 8.8). Curated codes for segments live in `pipelines.codes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Code", "Measurement", "PipelineResult", "Segment"]
+
+
+@dataclass(frozen=True)
+class Code:
+    """A coded concept: SNOMED CT is ``SCT``, DICOM is ``DCM``, units are ``UCUM``."""
+
+    value: str
+    scheme_designator: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One row of the segment table (PS3.3 C.8.20.4 Segment Description)."""
+
+    label: int  # the value of this segment in the label map, 1..n
+    name: str  # stable machine name, e.g. "lung_left"
+    description: str  # shown to the reader (SegmentLabel), e.g. "Left lung"
+    category: Code  # SegmentedPropertyCategoryCodeSequence (CID 7150)
+    type: Code  # SegmentedPropertyTypeCodeSequence (CID 7151 and friends)
+    color: tuple[int, int, int]  # recommended display colour, sRGB 0-255
+    anatomic_region: Code | None = None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One numeric result (TID 300 in a TID 1500 report), optionally about one segment."""
+
+    name: Code  # concept name, e.g. SCT 118565006 "Volume"
+    value: float
+    unit: Code  # UCUM, e.g. ("ml", "UCUM", "milliliter")
+    segment_label: int | None = None  # the segment it measures, if any
+
+
+@dataclass(frozen=True, eq=False)
+class PipelineResult:
+    label_map: npt.NDArray[np.integer]  # same shape and grid as the input volume; 0 = background
+    segments: tuple[Segment, ...]
+    measurements: tuple[Measurement, ...] = ()
+    # Human-readable facts about the run worth keeping with the result (e.g. "no airway found").
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        labels = [segment.label for segment in self.segments]
+        if len(set(labels)) != len(labels):
+            raise ValueError("segment labels must be unique")
+        if any(label < 1 for label in labels):
+            raise ValueError("segment labels start at 1 (0 is background)")
+        present = set(np.unique(self.label_map).tolist()) - {0}
+        unknown = present - set(labels)
+        if unknown:
+            raise ValueError(f"label map holds values without a segment: {sorted(unknown)}")
+
+    def segment(self, label: int) -> Segment:
+        for segment in self.segments:
+            if segment.label == label:
+                return segment
+        raise KeyError(label)
