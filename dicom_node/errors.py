@@ -7,11 +7,13 @@ DicomNodeError
     │   └── SopClassMismatchError  the dataset's SOP Class is not the one it was sent as
     ├── DuplicateInstanceError same SOP Instance UID, different bytes, policy "reject"
     └── OutOfResourcesError    disk full or below the configured reserve
+└── VolumeAssemblyError    a series cannot become one image volume; carries a named reason
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ __all__ = [
     "OutOfResourcesError",
     "SopClassMismatchError",
     "StorageError",
+    "VolumeAssemblyError",
 ]
 
 
@@ -60,3 +63,13 @@ class DuplicateInstanceError(StorageError):
 
 class OutOfResourcesError(StorageError):
     pass
+
+
+class VolumeAssemblyError(DicomNodeError):
+    """A series was refused as a volume. `reason` is a stable name (a member of the assembly
+    module's rejection enum, e.g. "missing_slice"); the message says what and where."""
+
+    def __init__(self, reason: StrEnum, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason.value}: {detail}")
