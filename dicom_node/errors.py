@@ -7,7 +7,8 @@ DicomNodeError
     │   └── SopClassMismatchError  the dataset's SOP Class is not the one it was sent as
     ├── DuplicateInstanceError same SOP Instance UID, different bytes, policy "reject"
     └── OutOfResourcesError    disk full or below the configured reserve
-└── VolumeAssemblyError    a series cannot become one image volume; carries a named reason
+├── VolumeAssemblyError    a series cannot become one image volume; carries a named reason
+└── DispatchError          results could not be delivered to a destination (retried)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigError",
     "DicomNodeError",
+    "DispatchError",
     "DuplicateInstanceError",
     "InvalidInstanceError",
     "OutOfResourcesError",
@@ -73,3 +75,8 @@ class VolumeAssemblyError(DicomNodeError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason.value}: {detail}")
+
+
+class DispatchError(DicomNodeError):
+    """A delivery attempt failed (peer down, association refused, an instance not stored).
+    The message names the destination's answer; the delivery is retried with backoff."""

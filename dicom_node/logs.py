@@ -17,5 +17,7 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # pynetdicom logs identifiers from requests at INFO; keep it to warnings unless debugging.
+    # APScheduler logs every run of the completion check (each second) at INFO.
     if root.level > logging.DEBUG:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -1,9 +1,11 @@
 """`dicom-node serve`: wire storage, index, DIMSE SCP and HTTP together in one process.
 
 Start order: index -> storage (temp files and uncommitted placements from a crash undone)
--> DIMSE listening socket and its worker processes -> HTTP -> ready line.
-SIGTERM/SIGINT: stop HTTP, tell the DIMSE workers to stop accepting and let running
-associations finish for `dimse.shutdown_grace_s` (then abort them), close the index.
+-> jobs and deliveries a crash interrupted queued again -> DIMSE listening socket and its
+worker processes -> job workers, dispatcher, completion scheduler -> HTTP -> ready line.
+SIGTERM/SIGINT: stop HTTP and the scheduler, tell the DIMSE workers to stop accepting and let
+running associations finish for `dimse.shutdown_grace_s` (then abort them), stop the job
+workers (a running job is queued again) and the dispatcher, close the index.
 """
 
 from __future__ import annotations
@@ -16,13 +18,19 @@ import sys
 from collections.abc import Generator
 
 import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from dicom_node.config.models import NodeConfig
 from dicom_node.dimse.scp import bind_listener
 from dicom_node.dimse.workers import WorkerPool
+from dicom_node.dispatch.dispatcher import Dispatcher
 from dicom_node.http.app import ApiContext, create_app
 from dicom_node.index import Index
+from dicom_node.jobs.intake import job_hand_over
+from dicom_node.jobs.worker import JobWorkers, job_queue
+from dicom_node.series.completion import SeriesCompletion
 from dicom_node.storage import InstanceStore
+from pipelines import create_pipeline
 
 __all__ = ["serve"]
 
@@ -41,9 +49,19 @@ def _format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def pipeline_versions(config: NodeConfig) -> dict[str, str]:
+    """Version of every routed pipeline (part of the job key). Creating a pipeline is cheap:
+    pipelines load their models on first use, in the job workers."""
+    names = {route.pipeline for route in config.routes}
+    return {name: create_pipeline(name, config.pipelines.get(name, {})).version for name in names}
+
+
 async def _run(config: NodeConfig) -> None:
     index = Index(config.database.url, echo=config.database.echo)
     pool: WorkerPool | None = None
+    job_workers: JobWorkers | None = None
+    dispatcher: Dispatcher | None = None
+    scheduler: BackgroundScheduler | None = None
     try:
         store = InstanceStore.from_config(config.storage, index)
         removed = store.area.prepare()
@@ -53,10 +71,34 @@ async def _run(config: NodeConfig) -> None:
         if undone:
             logger.warning("undid %d instance(s) a crash left written but not indexed", undone)
         store.close()
+        queue = job_queue(config, index)
+        interrupted = queue.requeue_interrupted()
+        if interrupted:
+            logger.warning("queued again %d job(s) interrupted by an earlier stop", interrupted)
+        completion = SeriesCompletion(
+            index,
+            config.storage.path,
+            config.series,
+            job_hand_over(config, queue, pipeline_versions(config)),
+        )
         listener = bind_listener(config.dimse)
         dimse_host, dimse_port = listener.getsockname()[:2]
         pool = WorkerPool(config, listener, config.dimse.worker_count())
         pool.start()
+        job_workers = JobWorkers(config, queue)
+        job_workers.start()
+        dispatcher = Dispatcher(config, index, queue.outbox)
+        dispatcher.start()
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            completion.check,
+            "interval",
+            seconds=config.series.check_interval_s,
+            max_instances=1,
+            coalesce=True,
+            id="series-completion",
+        )
+        scheduler.start()
 
         app = create_app(
             ApiContext(
@@ -65,6 +107,9 @@ async def _run(config: NodeConfig) -> None:
                 ae_title=config.node.ae_title,
                 storage_path=str(config.storage.path),
                 dimse_workers=pool.status,
+                job_workers=job_workers.status,
+                completion=completion,
+                jobs=queue,
             )
         )
         http = _Server(
@@ -97,8 +142,14 @@ async def _run(config: NodeConfig) -> None:
         logger.info("dicom-node ready", extra={"ae_title": config.node.ae_title})
         await serving
     finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
         if pool is not None:
             pool.stop(config.dimse.shutdown_grace_s)
+        if job_workers is not None:
+            job_workers.stop()
+        if dispatcher is not None:
+            dispatcher.stop()
         index.close()
         logger.info("dicom-node stopped")
 

@@ -19,9 +19,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictInt,
+    field_validator,
     model_validator,
 )
+
+from dicom_node.routing.matchers import FieldCondition, compile_match
+from dicom_node.routing.rules import MatchConfig
+from pipelines import pipeline_names
 
 __all__ = [
     "DatabaseConfig",
@@ -31,12 +37,14 @@ __all__ = [
     "DimseDestinationConfig",
     "DuplicatePolicy",
     "ExecutorConfig",
+    "ExpectedCountRule",
     "HttpConfig",
     "LocalExecutorConfig",
     "MissingUidPolicy",
     "NodeConfig",
     "NodeIdentityConfig",
     "PeerConfig",
+    "ResultsConfig",
     "RouteConfig",
     "SeriesConfig",
     "StorageConfig",
@@ -169,26 +177,64 @@ class DatabaseConfig(_Model):
     echo: bool = False
 
 
+class ExpectedCountRule(StrEnum):
+    """Where the data may say how many instances a series will have (docs/SERIES.md)."""
+
+    IMAGES_IN_ACQUISITION = "images_in_acquisition"  # ImagesInAcquisition, one acquisition
+    PET_SLICES = "pet_slices"  # PT: NumberOfSlices x NumberOfTimeSlices
+    CARDIAC_SINGLE_LOCATION = "cardiac_single_location"  # CardiacNumberOfImages, one location
+
+
 class SeriesConfig(_Model):
+    # A series is complete once no instance arrived for this long ...
     stable_after_s: Annotated[float, Field(gt=0)] = 30.0
+    # ... or as soon as the count the data announces is reached (rules applied in this order).
+    expected_count_rules: list[ExpectedCountRule] = Field(
+        default_factory=lambda: [
+            ExpectedCountRule.IMAGES_IN_ACQUISITION,
+            ExpectedCountRule.PET_SLICES,
+        ]
+    )
+    # How often the scheduler looks for complete series.
+    check_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
 class LocalExecutorConfig(_Model):
     kind: Literal["local"] = "local"
+    # Job worker processes on this machine; each keeps its pipelines (and models) loaded.
     workers: Annotated[int, Field(ge=1, le=64)] = 1
+    # A job failing with a transient error (I/O, a worker crash) is retried this often ...
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    # ... after this many seconds, doubling each time.
+    retry_backoff_s: Annotated[float, Field(ge=0)] = 10.0
+    # Seconds a stopping node waits for running jobs before it stops their workers
+    # (an interrupted job is queued again at the next start).
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = 5.0
 
 
 ExecutorConfig = Annotated[LocalExecutorConfig, Field(discriminator="kind")]
 
 
-class DimseDestinationConfig(_Model):
+class _DeliveryPolicy(_Model):
+    # A send that fails (any instance) is retried up to this many attempts in all, then it is
+    # dead-lettered (visible in /api/jobs; `dicom-node jobs retry` sends it again).
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 10
+    # Seconds before the second attempt, doubling each time, at most `retry_backoff_max_s`.
+    retry_backoff_s: Annotated[float, Field(ge=0)] = 5.0
+    retry_backoff_max_s: Annotated[float, Field(ge=0)] = 600.0
+
+
+class DimseDestinationConfig(_DeliveryPolicy):
     kind: Literal["dimse"]
     ae_title: AeTitle
     host: str
     port: Annotated[StrictInt, Field(ge=1, le=65535)]
+    # Our calling AE title towards this peer (default: node.ae_title).
+    calling_ae_title: AeTitle | None = None
+    timeout_s: Annotated[float, Field(gt=0)] = 30.0
 
 
-class DicomWebDestinationConfig(_Model):
+class DicomWebDestinationConfig(_DeliveryPolicy):
     kind: Literal["dicomweb"]
     url: Annotated[str, Field(pattern=r"^https?://")]
 
@@ -198,11 +244,45 @@ DestinationConfig = Annotated[
 ]
 
 
+class ResultsConfig(_Model):
+    """How the node's own SEG and SR series are labelled."""
+
+    seg_series_number: Annotated[int, Field(ge=0, le=2**31 - 1)] = 9901
+    seg_series_description: Annotated[str, Field(max_length=64)] = "dicom-node segmentation"
+    sr_series_number: Annotated[int, Field(ge=0, le=2**31 - 1)] = 9902
+    sr_series_description: Annotated[str, Field(max_length=64)] = "dicom-node measurements"
+    institution_name: Annotated[str, Field(max_length=64)] | None = None
+
+
 class RouteConfig(_Model):
+    """A series meeting every condition of `match` runs `pipeline`; the results go to each of
+    `send_to` (docs/ROUTING.md). Every matching route applies, not only the first."""
+
     name: Annotated[str, Field(min_length=1)]
-    match: dict[str, Any] = Field(default_factory=dict)
-    pipeline: Annotated[str, Field(min_length=1)]
+    # Field (DICOM keyword, calling_ae, called_ae, instance_count) -> condition.
+    # Left out or {}: every series matches.
+    match: MatchConfig = Field(default_factory=dict)
+    pipeline: str
     send_to: list[str] = Field(default_factory=list)
+    _conditions: tuple[FieldCondition, ...] = PrivateAttr(default=())
+
+    @field_validator("pipeline")
+    @classmethod
+    def _known_pipeline(cls, name: str) -> str:
+        known = pipeline_names()
+        if name not in known:
+            raise ValueError(f"unknown pipeline {name!r} (known: {', '.join(sorted(known))})")
+        return name
+
+    @model_validator(mode="after")
+    def _compile(self) -> RouteConfig:
+        # Compiled once here, so evaluating a series never compiles a regex.
+        self._conditions = compile_match(self.match)
+        return self
+
+    @property
+    def conditions(self) -> tuple[FieldCondition, ...]:
+        return self._conditions
 
 
 class NodeConfig(_Model):
@@ -219,6 +299,7 @@ class NodeConfig(_Model):
     routes: list[RouteConfig] = Field(default_factory=list)
     pipelines: dict[str, dict[str, Any]] = Field(default_factory=dict)
     models_dir: Path = Path("var/models")
+    results: ResultsConfig = Field(default_factory=ResultsConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> NodeConfig:
@@ -228,6 +309,8 @@ class NodeConfig(_Model):
             if route.name in seen:
                 problems.append(f"routes.{index}.name: duplicate route name {route.name!r}")
             seen.add(route.name)
+            for twice in sorted({name for name in route.send_to if route.send_to.count(name) > 1}):
+                problems.append(f"routes.{index}.send_to: destination {twice!r} is listed twice")
             for target in route.send_to:
                 if target not in self.destinations:
                     known = ", ".join(sorted(self.destinations)) or "none configured"

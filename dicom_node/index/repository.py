@@ -98,6 +98,7 @@ class IndexedInstance:
     called_ae_title: str
     source_address: str
     uids_repaired: bool
+    origin: str = "received"  # or "result": written by the node itself
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,14 @@ class SeriesSummary:
     instance_count: int
     first_received_at: datetime
     last_received_at: datetime
+    origin: str = "received"
+    receipts: int = 0
+    ready_receipts: int = 0
+    ready_at: datetime | None = None
+    ready_reason: str = ""
+    ready_count: int = 0
+    expected_instances: int | None = None
+    expected_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,7 @@ class _Statements:
                 last_received_at=case(
                     (series.c.last_received_at < at, at), else_=series.c.last_received_at
                 ),
+                receipts=series.c.receipts + 1,
             )
         )
         instance = _INSTANCE
@@ -307,6 +317,27 @@ class Index:
     @property
     def dialect(self) -> str:
         return self._dialect
+
+    @property
+    def engine(self) -> Engine:
+        """For the modules that own other tables of this database (jobs, dispatch, series)."""
+        return self._engine
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """A write transaction shared with the instance writers' lock (SQLite: BEGIN IMMEDIATE
+        under the cross-process write lock, so it never waits in SQLite's busy handler)."""
+        with (
+            self._write_lock.held(),
+            self._write_engine.connect() as connection,
+            connection.begin(),
+        ):
+            yield connection
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        with self._engine.connect() as connection:
+            yield connection
 
     def close(self) -> None:
         with self._writer_lock:
@@ -497,6 +528,7 @@ class Index:
                 "protocol_name": item.protocol_name,
                 "manufacturer": item.manufacturer,
                 "frame_of_reference_uid": item.frame_of_reference_uid,
+                "origin": item.origin,
                 "first_received_at": item.received_at,
                 "last_received_at": item.received_at,
             },
@@ -558,6 +590,14 @@ class Index:
             instance_count=int(count),
             first_received_at=_as_aware(series.first_received_at),
             last_received_at=_as_aware(series.last_received_at),
+            origin=series.origin,
+            receipts=series.receipts,
+            ready_receipts=series.ready_receipts,
+            ready_at=_as_aware(series.ready_at) if series.ready_at else None,
+            ready_reason=series.ready_reason,
+            ready_count=series.ready_count,
+            expected_instances=series.expected_instances,
+            expected_from=series.expected_from,
         )
 
     def list_studies(self, *, limit: int, offset: int) -> tuple[int, list[StudySummary]]:

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "InstanceRow", "PatientRow", "SeriesRow", "StudyRow", "SupersededFileRow"]
+__all__ = [
+    "Base",
+    "DeliveryRow",
+    "InstanceRow",
+    "JobRow",
+    "PatientRow",
+    "SeriesRow",
+    "StudyRow",
+    "SupersededFileRow",
+]
 
 UID = String(64)
 
@@ -65,6 +74,19 @@ class SeriesRow(Base):
     frame_of_reference_uid: Mapped[str] = mapped_column(String(64), default="")
     first_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # "received" from peers, or "result": written by the node itself (never routed again).
+    origin: Mapped[str] = mapped_column(String(16), default="received")
+    # Completion (dicom_node.series.completion): when the series was last handed to routing,
+    # why, and how many instances the data said to expect (None: the data does not say).
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Instances written to the series so far, and how many had been when it was handed over:
+    # a series is pending while receipts > ready_receipts (clock-free, so no race).
+    receipts: Mapped[int] = mapped_column(Integer, default=0)
+    ready_receipts: Mapped[int] = mapped_column(Integer, default=0)
+    ready_reason: Mapped[str] = mapped_column(String(32), default="")
+    ready_count: Mapped[int] = mapped_column(Integer, default=0)
+    expected_instances: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expected_from: Mapped[str] = mapped_column(String(128), default="")
 
 
 class InstanceRow(Base):
@@ -105,4 +127,55 @@ class SupersededFileRow(Base):
     superseded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class JobRow(Base):
+    """One pipeline run for one route decision (dicom_node.jobs)."""
+
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # sha256 of series + pipeline + pipeline version + series content: one run per content.
+    job_key: Mapped[str] = mapped_column(String(64), unique=True)
+    series_instance_uid: Mapped[str] = mapped_column(UID, index=True)
+    study_instance_uid: Mapped[str] = mapped_column(UID)
+    pipeline: Mapped[str] = mapped_column(String(64))
+    pipeline_version: Mapped[str] = mapped_column(String(64))
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    instance_count: Mapped[int] = mapped_column(Integer)
+    routes: Mapped[str] = mapped_column(Text)  # JSON list of route names
+    send_to: Mapped[str] = mapped_column(Text)  # JSON list of destination names
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Seconds per stage of the last run (JSON object), and the results it stored.
+    timings: Mapped[str] = mapped_column(Text, default="{}")
+    result_instances: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of SOP UIDs
+    # Which process runs it (a lease: a crash leaves it "running" until the next start).
+    worker: Mapped[str] = mapped_column(String(64), default="")
+
+
+class DeliveryRow(Base):
+    """An outbox entry: a job's results owed to one destination (dicom_node.dispatch)."""
+
+    __tablename__ = "delivery"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    destination: Mapped[str] = mapped_column(String(64))
+    sop_instance_uids: Mapped[str] = mapped_column(Text)  # JSON list
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending, sent, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 Index("ix_series_last_received", SeriesRow.last_received_at)
+Index("ix_job_queue", JobRow.state, JobRow.next_attempt_at)
+Index("ix_delivery_queue", DeliveryRow.state, DeliveryRow.next_attempt_at)

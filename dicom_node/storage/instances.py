@@ -20,7 +20,8 @@ from pathlib import PurePosixPath
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.filewriter import dcmwrite
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import dcmwrite, write_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -60,6 +61,7 @@ class Receipt:
     calling_ae_title: str = ""
     called_ae_title: str = ""
     source_address: str = ""
+    origin: str = "received"  # "result": the node's own output (never routed again)
 
 
 class Disposition(StrEnum):
@@ -239,6 +241,18 @@ class InstanceStore:
                 self._area.remove(existing.file_path)
         disposition = Disposition.STORED if existing is None else Disposition.REPLACED
         return self._outcome(dataset, disposition, repaired)
+
+    def store_dataset(self, dataset: Dataset, receipt: Receipt) -> StoreOutcome:
+        """Store a dataset the node made itself (a SEG, an SR) through the same durable path,
+        encoded in `receipt.transfer_syntax_uid` (an uncompressed syntax)."""
+        syntax = UID(receipt.transfer_syntax_uid)
+        if syntax.is_compressed or syntax.is_deflated:
+            raise ValueError(f"store_dataset encodes uncompressed syntaxes only, not {syntax}")
+        buffer = DicomBytesIO()
+        buffer.is_little_endian = syntax.is_little_endian
+        buffer.is_implicit_VR = syntax.is_implicit_VR
+        write_dataset(buffer, dataset)  # the dataset alone: store() writes its own File Meta
+        return self.store(buffer.getvalue(), receipt)
 
     def _undo(
         self,
@@ -488,4 +502,5 @@ class InstanceStore:
             called_ae_title=receipt.called_ae_title,
             source_address=receipt.source_address,
             uids_repaired=bool(repaired),
+            origin=receipt.origin,
         )

@@ -1,0 +1,74 @@
+"""Destination kind `dimse`: C-STORE SCU (PS3.4 B.2) with pynetdicom.
+
+One association per delivery; it proposes each SOP class of the files with the transfer syntax
+it is stored in plus Explicit and Implicit VR Little Endian. Every instance must be answered
+with Success or a Warning status (PS3.4 B.2.3: stored, perhaps coerced); anything else, a
+refused association or a lost connection fails the whole delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE
+
+from dicom_node.config.models import DimseDestinationConfig
+from dicom_node.errors import DispatchError
+
+__all__ = ["send_dimse"]
+
+logger = logging.getLogger(__name__)
+
+_SUCCESS = 0x0000
+_WARNINGS = {0x0001, 0xB000, 0xB006, 0xB007}
+
+
+def send_dimse(
+    destination: DimseDestinationConfig, calling_ae_title: str, files: Sequence[Path]
+) -> None:
+    datasets = [dcmread(path) for path in files]
+    ae = AE(ae_title=destination.calling_ae_title or calling_ae_title)
+    ae.acse_timeout = destination.timeout_s
+    ae.dimse_timeout = destination.timeout_s
+    ae.network_timeout = destination.timeout_s
+    proposed: dict[str, list[str]] = {}
+    for dataset in datasets:
+        syntaxes = proposed.setdefault(str(dataset.SOPClassUID), [])
+        for syntax in (
+            str(dataset.file_meta.TransferSyntaxUID),
+            ExplicitVRLittleEndian,
+            ImplicitVRLittleEndian,
+        ):
+            if syntax not in syntaxes:
+                syntaxes.append(syntax)
+    for sop_class, syntaxes in proposed.items():
+        ae.add_requested_context(sop_class, syntaxes)
+    association = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
+    if not association.is_established:
+        reason = "rejected" if association.is_rejected else "aborted or unreachable"
+        raise DispatchError(
+            f"association with {destination.ae_title}@{destination.host}:{destination.port} "
+            f"{reason}"
+        )
+    try:
+        for dataset in datasets:
+            status = association.send_c_store(dataset)
+            code = getattr(status, "Status", None)
+            if code is None:
+                raise DispatchError(
+                    f"no answer from {destination.ae_title} for {dataset.SOPInstanceUID} "
+                    "(connection lost or timed out)"
+                )
+            if code != _SUCCESS and code not in _WARNINGS:
+                comment = getattr(status, "ErrorComment", "") or ""
+                raise DispatchError(
+                    f"{destination.ae_title} answered 0x{code:04X} for "
+                    f"{dataset.SOPInstanceUID} {comment}".strip()
+                )
+    finally:
+        if association.is_established:
+            association.release()

@@ -1,0 +1,64 @@
+"""From a ready series to jobs: route it, merge the decisions per pipeline, enqueue.
+
+This is the hand-over `dicom_node.series.completion` calls: `plan` reads one header and
+evaluates the routes (outside any transaction); `commit` creates the jobs inside the
+transaction that marks the series ready.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from sqlalchemy import Connection
+
+from dicom_node.config.models import NodeConfig
+from dicom_node.jobs.queue import JobQueue, JobRequest
+from dicom_node.routing import SeriesDescriptor, evaluate_routes
+from dicom_node.series.completion import HandOver, SeriesReady, read_header
+
+__all__ = ["job_hand_over", "job_requests"]
+
+logger = logging.getLogger(__name__)
+
+
+def job_requests(
+    config: NodeConfig, descriptor: SeriesDescriptor, versions: Mapping[str, str]
+) -> list[JobRequest]:
+    """One request per pipeline among the matching routes (destinations merged, in order)."""
+    merged: dict[str, tuple[list[str], list[str]]] = {}
+    for decision in evaluate_routes(config.routes, descriptor):
+        routes, send_to = merged.setdefault(decision.pipeline, ([], []))
+        routes.append(decision.route)
+        send_to.extend(name for name in decision.send_to if name not in send_to)
+    return [
+        JobRequest(pipeline, versions[pipeline], tuple(routes), tuple(send_to))
+        for pipeline, (routes, send_to) in merged.items()
+    ]
+
+
+def job_hand_over(
+    config: NodeConfig, queue: JobQueue, versions: Mapping[str, str]
+) -> HandOver[list[JobRequest]]:
+    def plan(ready: SeriesReady) -> list[JobRequest]:
+        snapshot = ready.snapshot
+        header = read_header(config.storage.path / snapshot.instances[0].file_path)
+        calling, called = snapshot.most_common_ae_titles()
+        descriptor = SeriesDescriptor(header, snapshot.instance_count, calling, called)
+        requests = job_requests(config, descriptor, versions)
+        if not requests:
+            logger.info("no route matches", extra={"series": snapshot.series_instance_uid})
+        return requests
+
+    def commit(connection: Connection, ready: SeriesReady, requests: list[JobRequest]) -> list[int]:
+        snapshot = ready.snapshot
+        return queue.enqueue(
+            connection,
+            series_instance_uid=snapshot.series_instance_uid,
+            study_instance_uid=snapshot.study_instance_uid,
+            content_sha256=snapshot.content_sha256,
+            instance_count=snapshot.instance_count,
+            requests=requests,
+        )
+
+    return HandOver(plan, commit)

@@ -1,0 +1,168 @@
+"""Running one job: assemble -> pipeline -> write SEG + SR -> store them in the node.
+
+The chain reads top to bottom; each step is a plain function of the one before (MONAI Deploy
+style without the framework). Pipelines are created once per worker process and kept
+(resident models). The SEG and SR get UIDs derived from the job key, so a job run again after
+a crash writes the same instances: the node and every destination hold one copy, not two.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicom_node.config.models import NodeConfig
+from dicom_node.errors import VolumeAssemblyError
+from dicom_node.index import Index
+from dicom_node.jobs.queue import Job
+from dicom_node.series.assembly import AssembledSeries, assemble_series
+from dicom_node.series.snapshot import load_snapshot
+from dicom_node.storage import InstanceStore, Receipt
+from dicom_node.uids import derive_uid
+from pipelines import Pipeline, PipelineError, SeriesFacts, create_pipeline
+from seg_writer import (
+    AlgorithmInfo,
+    ResultUids,
+    SourceImage,
+    WriterInputError,
+    WriterOptions,
+    write_results,
+)
+
+__all__ = ["JobOutput", "JobRunner", "PermanentJobError"]
+
+logger = logging.getLogger(__name__)
+
+# Series attributes a pipeline may look at (SeriesFacts.attributes).
+_FACT_KEYWORDS = (
+    "Modality",
+    "BodyPartExamined",
+    "SeriesDescription",
+    "ProtocolName",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "PatientSex",
+    "PatientAge",
+    "PatientPosition",
+    "ContrastBolusAgent",
+    "ConvolutionKernel",
+    "MagneticFieldStrength",
+)
+
+
+class PermanentJobError(Exception):
+    """The job cannot succeed on this series as it is; retrying would not help."""
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    result_instances: tuple[str, ...]  # SOP Instance UIDs stored: SEG, SR
+    timings: dict[str, float]  # seconds per stage
+
+
+def result_uids(job: Job) -> ResultUids:
+    key = job.job_key
+    return ResultUids(
+        segmentation_series=derive_uid("dicom-node", key, "seg-series"),
+        segmentation_instance=derive_uid("dicom-node", key, "seg-instance"),
+        report_series=derive_uid("dicom-node", key, "sr-series"),
+        report_instance=derive_uid("dicom-node", key, "sr-instance"),
+    )
+
+
+def series_facts(assembled: AssembledSeries) -> SeriesFacts:
+    header = next(iter(assembled.headers.values()))
+    attributes = {
+        keyword: str(header.get(keyword, "")) for keyword in _FACT_KEYWORDS if keyword in header
+    }
+    return SeriesFacts(
+        modality=attributes.get("Modality", ""),
+        body_part_examined=attributes.get("BodyPartExamined", ""),
+        attributes=attributes,
+    )
+
+
+class JobRunner:
+    def __init__(self, config: NodeConfig, index: Index, store: InstanceStore) -> None:
+        self._config = config
+        self._index = index
+        self._store = store
+        self._pipelines: dict[str, Pipeline] = {}
+        results = config.results
+        self._options = WriterOptions(
+            seg_series_number=results.seg_series_number,
+            seg_series_description=results.seg_series_description,
+            sr_series_number=results.sr_series_number,
+            sr_series_description=results.sr_series_description,
+            institution_name=results.institution_name,
+        )
+
+    def pipeline(self, name: str) -> Pipeline:
+        """The worker's resident instance of a pipeline (created on first use)."""
+        if name not in self._pipelines:
+            options: Mapping[str, Any] = self._config.pipelines.get(name, {})
+            self._pipelines[name] = create_pipeline(name, options)
+        return self._pipelines[name]
+
+    def run(self, job: Job) -> JobOutput:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal started
+            now = time.perf_counter()
+            timings[stage] = round(now - started, 3)
+            started = now
+
+        with self._index.read_connection() as connection:
+            snapshot = load_snapshot(connection, job.series_instance_uid)
+        if snapshot is None or not snapshot.instances:
+            raise PermanentJobError("the series is no longer in the index")
+        paths = [self._store.area.absolute(i.file_path) for i in snapshot.instances]
+        try:
+            assembled = assemble_series(paths)
+        except VolumeAssemblyError as exc:
+            raise PermanentJobError(f"series refused: {exc}") from exc
+        lap("assemble")
+        pipeline = self.pipeline(job.pipeline)
+        try:
+            result = pipeline.run(assembled.volume, series_facts(assembled))
+        except PipelineError as exc:
+            raise PermanentJobError(f"pipeline {job.pipeline} refused the series: {exc}") from exc
+        lap("pipeline")
+        sources = [
+            SourceImage(assembled.headers[frame.sop_instance_uid], frame.frame_number)
+            for frame in assembled.frames
+        ]
+        try:
+            documents = write_results(
+                sources,
+                result,
+                AlgorithmInfo(pipeline.name, pipeline.version),
+                self._options,
+                uids=result_uids(job),
+            )
+        except WriterInputError as exc:
+            raise PermanentJobError(f"results cannot be written: {exc}") from exc
+        lap("write")
+        stored = []
+        for dataset in (documents.segmentation, documents.report):
+            self._store.store_dataset(
+                dataset,
+                Receipt(
+                    transfer_syntax_uid=ExplicitVRLittleEndian,
+                    affected_sop_class_uid=str(dataset.SOPClassUID),
+                    affected_sop_instance_uid=str(dataset.SOPInstanceUID),
+                    calling_ae_title=self._config.node.ae_title,
+                    source_address="dicom-node",
+                    origin="result",
+                ),
+            )
+            stored.append(str(dataset.SOPInstanceUID))
+        lap("store")
+        return JobOutput(tuple(stored), timings)

@@ -1,0 +1,139 @@
+"""Local job worker processes (`executor.kind: local`).
+
+Each worker claims due jobs from the index, runs them with its resident pipelines and records
+the outcome; idle, it looks for work every half second. On SIGTERM it finishes nothing new:
+the job it runs gets `executor.shutdown_grace_s` to end, then the main process stops it and
+queues the job again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+
+from dicom_node.config.models import NodeConfig
+from dicom_node.index import Index
+from dicom_node.jobs.queue import Job, JobQueue, JobState
+from dicom_node.jobs.runner import JobRunner, PermanentJobError
+from dicom_node.processes import (
+    SupervisedProcesses,
+    die_with_parent,
+    read_config_from_stdin,
+    signal_ready,
+)
+from dicom_node.storage import InstanceStore
+
+__all__ = ["WORKER_NAME", "JobWorkers", "job_queue", "run_job", "run_worker", "worker_id"]
+
+logger = logging.getLogger(__name__)
+
+WORKER_NAME = "job-worker"
+_IDLE_POLL_S = 0.5
+
+
+def job_queue(config: NodeConfig, index: Index) -> JobQueue:
+    return JobQueue(
+        index,
+        max_attempts=config.executor.max_attempts,
+        retry_backoff_s=config.executor.retry_backoff_s,
+    )
+
+
+class JobWorkers:
+    """The local executor: `executor.workers` supervised worker processes."""
+
+    def __init__(self, config: NodeConfig, queue: JobQueue) -> None:
+        self._grace_s = config.executor.shutdown_grace_s
+        self._queue = queue
+        self._processes = SupervisedProcesses(
+            WORKER_NAME,
+            "dicom_node.jobs.worker",
+            config,
+            config.executor.workers,
+            on_exit=self._worker_died,
+        )
+
+    def _worker_died(self, pid: int) -> None:
+        count = self._queue.worker_died(worker_id(pid))
+        if count:
+            logger.error("job worker %d died while running %d job(s)", pid, count)
+
+    def start(self) -> None:
+        self._processes.start()
+
+    def status(self) -> tuple[int, int]:
+        return self._processes.status()
+
+    def stop(self) -> None:
+        self._processes.stop(self._grace_s)
+        interrupted = self._queue.requeue_interrupted()
+        if interrupted:
+            logger.warning("%d interrupted job(s) will run again at the next start", interrupted)
+
+
+def worker_id(pid: int) -> str:
+    return f"{WORKER_NAME}-{pid}"
+
+
+def run_job(queue: JobQueue, runner: JobRunner, job: Job, config: NodeConfig) -> JobState:
+    """Run one claimed job and record its outcome."""
+    extra = {"job": job.id, "series": job.series_instance_uid, "pipeline": job.pipeline}
+    logger.info("job started (attempt %d)", job.attempts, extra=extra)
+    try:
+        output = runner.run(job)
+    except PermanentJobError as exc:
+        logger.error("job failed: %s", exc, extra=extra)
+        return queue.fail(job, str(exc), transient=False, timings={})
+    except Exception as exc:
+        logger.exception("job attempt failed", extra=extra)
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        return queue.fail(job, f"attempt {job.attempts}: {detail}", transient=True, timings={})
+    deliveries = [
+        (name, config.destinations[name].max_attempts)
+        for name in job.send_to
+        if name in config.destinations
+    ]
+    queue.succeed(
+        job,
+        result_instances=output.result_instances,
+        timings=output.timings,
+        deliveries=deliveries,
+    )
+    logger.info("job succeeded in %s", output.timings, extra=extra)
+    return JobState.SUCCEEDED
+
+
+def run_worker(parent_pid: int) -> int:
+    from dicom_node.logs import configure_logging
+
+    die_with_parent(parent_pid)
+    config = read_config_from_stdin()
+    configure_logging(os.environ.get("DICOM_NODE_LOG_LEVEL", "INFO"))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    index = Index(config.database.url, echo=config.database.echo)
+    store = InstanceStore.from_config(config.storage, index)
+    queue = job_queue(config, index)
+    runner = JobRunner(config, index, store)
+    me = worker_id(os.getpid())
+    try:
+        signal_ready(WORKER_NAME)
+        while not stop.is_set():
+            job = queue.claim(me)
+            if job is None:
+                stop.wait(_IDLE_POLL_S)
+                continue
+            run_job(queue, runner, job, config)
+    finally:
+        store.close()
+        index.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_worker(int(sys.argv[1])))
