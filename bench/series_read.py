@@ -27,8 +27,10 @@ from typing import Any
 
 import numpy as np
 import pydicom
-import SimpleITK as sitk
+import SimpleITK
 from pydicom.uid import JPEG2000Lossless
+
+sitk: Any = SimpleITK  # untyped bindings
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -59,7 +61,7 @@ def read_assembled(folder: Path) -> np.ndarray:
     return assemble_series(sorted(folder.iterdir())).volume.array
 
 
-def read_simpleitk(folder: Path) -> sitk.Image:
+def read_simpleitk(folder: Path) -> Any:
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
     return reader.Execute()

@@ -22,16 +22,26 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from pipelines import ImageVolume
 from pipelines.ct_basic import LABELS
 
-__all__ = ["DEFAULT_SHAPE", "DEFAULT_SPACING", "make_torso", "write_phantom_series", "write_series"]
+__all__ = [
+    "DEFAULT_SHAPE",
+    "DEFAULT_SPACING",
+    "LABEL_SUFFIXES",
+    "make_torso",
+    "write_labels",
+    "write_phantom_series",
+    "write_series",
+]
 
 DEFAULT_SHAPE = (120, 256, 256)  # slices, rows, columns
 DEFAULT_SPACING = (2.5, 1.5, 1.5)  # mm between slices, rows, columns
+LABEL_SUFFIXES = (".npy", ".nii", ".nii.gz")
 
 Grid = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
@@ -290,6 +300,25 @@ def write_series(
         dataset.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def write_labels(path: Path, labels: npt.NDArray[np.uint8], volume: ImageVolume) -> None:
+    """Save a label map on `volume`'s grid: ``.npy`` (array only) or NIfTI (``.nii``,
+    ``.nii.gz``, with the grid's geometry; SimpleITK converts LPS to the file's RAS)."""
+    if labels.shape != volume.shape:
+        raise ValueError(f"labels {labels.shape} do not match the grid {volume.shape}")
+    name = path.name.lower()
+    if name.endswith(".npy"):
+        np.save(path, labels)
+    elif name.endswith(LABEL_SUFFIXES):
+        image: Any = sitk.GetImageFromArray(labels)  # numpy [slice, row, column] = ITK (z, y, x)
+        image.SetSpacing([volume.spacing[2], volume.spacing[1], volume.spacing[0]])
+        image.SetOrigin(list(volume.origin))
+        axes = np.column_stack([volume.direction[2], volume.direction[1], volume.direction[0]])
+        image.SetDirection(axes.ravel().tolist())
+        sitk.WriteImage(image, str(path), useCompression=True)
+    else:
+        raise ValueError(f"labels end in {', '.join(LABEL_SUFFIXES)} (not {path.name})")
 
 
 def _series_dataset(

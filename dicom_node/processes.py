@@ -20,7 +20,13 @@ from collections.abc import Callable, Sequence
 
 from dicom_node.config.models import NodeConfig
 
-__all__ = ["SupervisedProcesses", "die_with_parent", "read_config_from_stdin", "signal_ready"]
+__all__ = [
+    "SupervisedProcesses",
+    "config_json",
+    "die_with_parent",
+    "read_config_from_stdin",
+    "signal_ready",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +71,7 @@ class SupervisedProcesses:
         stdin, stdout = process.stdin, process.stdout
         assert stdin is not None
         assert stdout is not None
-        stdin.write(self._config.model_dump_json())
+        stdin.write(config_json(self._config))
         stdin.close()
         ready: list[str] = []
         reader = threading.Thread(target=lambda: ready.append(stdout.readline()))
@@ -136,6 +142,12 @@ def die_with_parent(parent_pid: int) -> None:
         logger.warning("cannot tie the worker's life to the main process")
     if os.getppid() != parent_pid:
         os._exit(1)  # the parent died before the tie was made
+
+
+def config_json(config: NodeConfig) -> str:
+    """The validated config as JSON that validates back to an equal config (aliases such as
+    a route condition's `not`, only what the file set)."""
+    return config.model_dump_json(by_alias=True, exclude_unset=True)
 
 
 def read_config_from_stdin() -> NodeConfig:

@@ -11,6 +11,7 @@ import pytest
 from dicom_node.config import DimseConfig, NodeConfig, load_config
 from dicom_node.config.models import PeerConfig
 from dicom_node.errors import ConfigError
+from dicom_node.processes import config_json
 from tests.support.peers import PROJECT_ROOT
 
 
@@ -167,3 +168,9 @@ def test_models_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         config.dimse.port = 1  # type: ignore[misc]
     assert isinstance(config.dimse, DimseConfig)
+
+
+def test_config_handed_to_worker_processes_validates_back_to_itself() -> None:
+    config = load_config(PROJECT_ROOT / "config" / "example.yaml")
+    assert config.routes  # the example exercises every route operator
+    assert NodeConfig.model_validate_json(config_json(config)) == config

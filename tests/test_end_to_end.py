@@ -10,8 +10,8 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from dicom_node.phantom import make_torso, write_phantom_series
 
+from dicom_node.phantom import make_torso, write_phantom_series
 from pipelines.codes import SEGMENT_CODES
 from pipelines.ct_basic import LABELS
 from tests.conftest import NodeFactory
@@ -133,8 +133,15 @@ def test_phantom_comes_back_as_seg_and_sr(
     check_documents(seg_path, sr_path, sources)
 
     # Every segment matches the phantom's ground truth (Dice >= 0.95).
-    _, truth = make_torso(shape=PHANTOM_SHAPE, spacing=PHANTOM_SPACING, seed=PHANTOM_SEED)
-    ordered = sorted(sources, key=lambda uid: float(sources[uid].ImagePositionPatient[2]))
+    volume, truth = make_torso(shape=PHANTOM_SHAPE, spacing=PHANTOM_SPACING, seed=PHANTOM_SEED)
+    by_position = {
+        tuple(np.round(np.asarray(ds.ImagePositionPatient, dtype=float), 2)): uid
+        for uid, ds in sources.items()
+    }
+    ordered = [
+        by_position[tuple(np.round(volume.index_to_world((k, 0, 0)), 2))]
+        for k in range(PHANTOM_SHAPE[0])
+    ]
     seg = hd.seg.Segmentation.from_dataset(pydicom.dcmread(seg_path))
     by_label = {
         description.SegmentLabel: int(description.SegmentNumber)

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pydicom
-from dicom_node.phantom import write_phantom_series
 
+from dicom_node.phantom import write_phantom_series
 from tests.conftest import NodeFactory
 from tests.support.dicom import storescu
 from tests.support.node import NodeProcess

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 import pydicom
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
@@ -152,8 +153,8 @@ def _read_instance(path: Path) -> _Instance:
 
 def _instance(path: Path, header: Dataset, fp: BinaryIO) -> _Instance:
     meta = header.file_meta
-    sop_instance_uid = str(header.get("SOPInstanceUID") or "")
-    sop_class_uid = str(header.get("SOPClassUID") or "")
+    sop_instance_uid = _text(header, "SOPInstanceUID")
+    sop_class_uid = _text(header, "SOPClassUID")
     repaired = False
     if not sop_instance_uid or not sop_class_uid:
         # Some anonymisers blank the dataset's UIDs and keep the file meta's, which PS3.10
@@ -204,8 +205,8 @@ def _instance(path: Path, header: Dataset, fp: BinaryIO) -> _Instance:
         path=path,
         header=header,
         source_uid=sop_instance_uid,
-        modality=str(header.get("Modality") or ""),
-        frame_of_reference_uid=str(header.get("FrameOfReferenceUID") or ""),
+        modality=_text(header, "Modality"),
+        frame_of_reference_uid=_text(header, "FrameOfReferenceUID"),
         frames=frames,
         repaired_uids=repaired,
     )
@@ -213,7 +214,7 @@ def _instance(path: Path, header: Dataset, fp: BinaryIO) -> _Instance:
 
 def _pixel_layout(header: Dataset, path: Path) -> PixelLayout:
     samples = _integer(header, "SamplesPerPixel", path.name, default=1)
-    photometric = str(header.get("PhotometricInterpretation") or "")
+    photometric = _text(header, "PhotometricInterpretation")
     if samples != 1 or photometric not in _MONOCHROME:
         raise VolumeAssemblyError(
             AssemblyRejection.UNSUPPORTED_PIXEL_DATA,
@@ -355,19 +356,28 @@ def _first_item(sources: list[Dataset], keyword: str) -> Dataset | None:
 
 
 def _numbers(item: Dataset, keyword: str, count: int, label: str) -> tuple[float, ...] | None:
-    """The `count` numbers of a DS/IS/FD attribute, None when absent or empty."""
-    value = item.get(keyword)
-    if value is None or value == "":
+    """The `count` numbers of a DS/IS attribute, None when absent or empty."""
+    element = item.get_item(keyword)
+    if element is None:
         return None
-    values = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
-    if not values:
-        return None
+    value = element.value
     try:
-        numbers = tuple(float(number) for number in values)
-    except (TypeError, ValueError) as exc:
+        if isinstance(value, bytes):
+            # Still raw: parse the text (PS3.5 6.2: DS/IS are ASCII, backslash-separated)
+            # rather than have pydicom build and validate a DSfloat for each value (half of
+            # the header time of a large series).
+            text = value.decode("ascii").strip(" \x00")
+            numbers = tuple(float(part) for part in text.split("\\")) if text else ()
+        elif isinstance(value, MultiValue | list | tuple):
+            numbers = tuple(float(number) for number in value)
+        else:
+            numbers = () if value is None or value == "" else (float(value),)
+    except (TypeError, ValueError, UnicodeDecodeError) as exc:
         raise VolumeAssemblyError(
             AssemblyRejection.INVALID_GEOMETRY, f"{label}: {keyword} is not numeric"
         ) from exc
+    if not numbers:
+        return None
     if len(numbers) != count or not all(isfinite(number) for number in numbers):
         raise VolumeAssemblyError(
             AssemblyRejection.INVALID_GEOMETRY,
@@ -377,30 +387,53 @@ def _numbers(item: Dataset, keyword: str, count: int, label: str) -> tuple[float
 
 
 def _integer(header: Dataset, keyword: str, label: str, *, default: int | None = None) -> int:
-    value = header.get(keyword)
-    if value is None or value == "":
-        if default is None:
-            raise VolumeAssemblyError(
-                AssemblyRejection.UNSUPPORTED_PIXEL_DATA, f"{label} has no {keyword}"
-            )
-        return default
+    """A US (binary) or IS (text) attribute of the top level."""
+    element = header.get_item(keyword)
+    value = None if element is None else element.value
     try:
+        if isinstance(value, bytes):
+            # Still raw, as _numbers: decode here rather than through pydicom's converters.
+            vr = element.VR if element is not None and element.VR else dictionary_VR(keyword)
+            if vr == "US" and len(value) == 2:
+                little = header.original_encoding[1] is not False
+                value = int.from_bytes(value, "little" if little else "big")
+            else:
+                value = value.decode("ascii").strip(" \x00") or None
+        if value is None or value == "":
+            if default is None:
+                raise VolumeAssemblyError(
+                    AssemblyRejection.UNSUPPORTED_PIXEL_DATA, f"{label} has no {keyword}"
+                )
+            return default
         return int(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, UnicodeDecodeError) as exc:
         raise VolumeAssemblyError(
             AssemblyRejection.UNSUPPORTED_PIXEL_DATA, f"{label}: {keyword} is not an integer"
         ) from exc
 
 
+def _text(item: Dataset, keyword: str) -> str:
+    """A single-valued text attribute (UI, CS), "" when absent."""
+    element = item.get_item(keyword)
+    if element is None or element.value is None:
+        return ""
+    value = element.value
+    if isinstance(value, bytes):
+        return value.decode("ascii", errors="replace").strip(" \x00")
+    return str(value).strip()
+
+
 def _check_instances(instances: Sequence[_Instance]) -> None:
-    seen: dict[str, Path] = {}
+    seen: dict[str, _Instance] = {}
     for instance in instances:
-        earlier = seen.setdefault(instance.source_uid, instance.path)
-        if earlier != instance.path:
-            raise VolumeAssemblyError(
-                AssemblyRejection.DUPLICATE_INSTANCE,
-                f"{earlier.name} and {instance.path.name} hold the same SOP Instance UID",
+        earlier = seen.setdefault(instance.source_uid, instance)
+        if earlier is not instance:
+            where = (
+                f"{instance.path.name} is listed twice"
+                if earlier.path == instance.path
+                else f"{earlier.path.name} and {instance.path.name} hold the same SOP Instance UID"
             )
+            raise VolumeAssemblyError(AssemblyRejection.DUPLICATE_INSTANCE, where)
     first = instances[0]
     for instance in instances[1:]:
         if instance.frame_of_reference_uid != first.frame_of_reference_uid:

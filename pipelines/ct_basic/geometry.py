@@ -62,9 +62,9 @@ def bounding_box(mask: BoolArray, margin: int = 1) -> IndexBox | None:
 
 
 def _steps(
-    radius_mm: float, spacing: tuple[float, float, float], axes: tuple[int, ...]
+    radius_mm: float, spacing: tuple[float, float, float], axes: tuple[int, ...], minimum: int
 ) -> list[int]:
-    return [int(radius_mm // spacing[axis]) if axis in axes else 0 for axis in range(3)]
+    return [max(int(radius_mm // spacing[a]), minimum) if a in axes else 0 for a in range(3)]
 
 
 def dilate_mm(
@@ -72,16 +72,19 @@ def dilate_mm(
     radius_mm: float,
     spacing: tuple[float, float, float],
     axes: tuple[int, ...] = (0, 1, 2),
+    *,
+    minimum_voxels: int = 0,
 ) -> BoolArray:
-    """Dilation by a box of half-width `radius_mm` (at least one voxel on each listed axis).
+    """A new mask: `mask` dilated by a box of half-width `radius_mm` on the listed axes.
 
+    Axes coarser than the radius are left alone unless `minimum_voxels` asks for a reach.
     A separable box keeps the cost independent of the radius, which matters on 512x512x300.
     """
-    out = mask.view(np.uint8)
-    for axis, steps in enumerate(_steps(radius_mm, spacing, axes)):
-        if axis in axes:
-            out = ndimage.maximum_filter1d(out, size=2 * max(steps, 1) + 1, axis=axis)
-    return out.view(np.bool_)
+    out = mask.astype(np.uint8)
+    for axis, steps in enumerate(_steps(radius_mm, spacing, axes, minimum_voxels)):
+        if steps > 0:
+            out = ndimage.maximum_filter1d(out, size=2 * steps + 1, axis=axis)
+    return out.astype(bool)
 
 
 def erode_mm(
@@ -90,12 +93,12 @@ def erode_mm(
     spacing: tuple[float, float, float],
     axes: tuple[int, ...] = (0, 1, 2),
 ) -> BoolArray:
-    """Erosion by a box of half-width `radius_mm` (no-op on axes coarser than the radius)."""
-    out = mask.view(np.uint8)
-    for axis, steps in enumerate(_steps(radius_mm, spacing, axes)):
+    """A new mask: `mask` eroded by a box of half-width `radius_mm` on the listed axes."""
+    out = mask.astype(np.uint8)
+    for axis, steps in enumerate(_steps(radius_mm, spacing, axes, 0)):
         if steps > 0:
             out = ndimage.minimum_filter1d(out, size=2 * steps + 1, axis=axis, mode="nearest")
-    return out.view(np.bool_)
+    return out.astype(bool)
 
 
 def fill_holes_in_planes(

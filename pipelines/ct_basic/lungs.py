@@ -139,10 +139,16 @@ def segment_airway(
     """
     options = options or CtBasicOptions()
     axial = axial_axis(volume)
-    sign = superior_sign(volume)
-    lung_slices = np.flatnonzero(lungs.any(axis=tuple(a for a in range(3) if a != axial)))
-    height = sign * lung_slices * volume.spacing[axial]  # mm towards the head
-    lung_top, lung_middle = float(height.max()), float(height.mean())
+    # Where the lung tissue is (not the air of a trachea joined to it), in mm towards the head:
+    # its top, and its volume centre (the airway lies above that even when the scan ends
+    # half-way down the lungs).
+    parenchyma = lungs & (hu >= options.gas_threshold_hu)
+    per_slice = parenchyma.sum(axis=tuple(a for a in range(3) if a != axial))
+    if not per_slice.any():
+        return None
+    height = superior_sign(volume) * np.arange(per_slice.size) * volume.spacing[axial]
+    lung_top = float(height[per_slice > 0].max())
+    lung_middle = float(np.average(height, weights=per_slice))
     box = bounding_box(body)
     if box is None:
         return None
@@ -156,17 +162,36 @@ def segment_airway(
         if volume_ml <= options.max_airway_volume_ml:
             airway = np.zeros(hu.shape, dtype=bool)
             airway[box] = component
-            # The lumen's rim, where partial volume and smoothing (about 1.7 sigma) lift air
-            # above the airway threshold but not above the lung threshold, is airway too;
-            # otherwise it would stay behind as a thin lung shell in the mediastinum.
-            reach = 2.0 * options.smoothing_sigma_mm
-            near = bounding_box(airway, margin=int(reach // min(volume.spacing)) + 1)
-            if near is not None:
-                rim = dilate_mm(airway[near], reach, volume.spacing)
-                airway[near] |= rim & (hu[near] < options.lung_threshold_hu)
-            return airway
+            return _with_rim(airway, hu, volume, threshold, options)
         threshold -= _AIRWAY_STEP_HU
     return None
+
+
+def _with_rim(
+    airway: BoolArray,
+    hu: FloatArray,
+    volume: ImageVolume,
+    threshold: float,
+    options: CtBasicOptions,
+) -> BoolArray:
+    """The airway core plus the lumen voxels at its edge that the thresholds missed.
+
+    Smoothing lifts air next to the wall above the airway threshold (up to about 1.7 sigma
+    in): those voxels are taken back where the unsmoothed value is still below it (at least
+    one voxel deep, as any blur reaches the next voxel). Where voxels are finer than the
+    smoothing, the partial-volume rim that is still below the lung threshold is airway too;
+    otherwise it would stay behind as a thin lung shell around the trachea.
+    """
+    reach = 2.0 * options.smoothing_sigma_mm
+    near = bounding_box(airway, margin=int(reach // min(volume.spacing)) + 2)
+    if near is None or reach <= 0:
+        return airway
+    core = airway[near]
+    partial = dilate_mm(core, reach, volume.spacing) & (hu[near] < options.lung_threshold_hu)
+    blurred = dilate_mm(core, reach, volume.spacing, minimum_voxels=1)
+    blurred &= np.asarray(volume.array[near]) < threshold
+    airway[near] |= partial | blurred
+    return airway
 
 
 def _airway_component(
@@ -194,6 +219,8 @@ def _airway_component(
     centre_height = centroids[:, axial] * sign * volume.spacing[axial]
     centre_x = _index_to_x(volume, centroids)
     volume_ml = counts * volume.voxel_volume_mm3 / 1000.0
+    # A tube at least this long, coming down to the lung apex or from above it, centred above
+    # the middle of the lung tissue, near the midline.
     candidate = (
         (length >= options.min_airway_length_mm)
         & (top >= lung_top - _AIRWAY_APEX_MM)

@@ -89,5 +89,5 @@ def segment_adipose_tissue(
     window = (hu_box >= options.adipose_min_hu) & (hu_box <= options.adipose_max_hu) & body[box]
     air = (hu_box < options.lung_threshold_hu) | ~body[box]
     margin_mm = 1.5 * options.smoothing_sigma_mm
-    fat[box] = window & ~dilate_mm(air, margin_mm, volume.spacing)
+    fat[box] = window & ~dilate_mm(air, margin_mm, volume.spacing, minimum_voxels=1)
     return fat
