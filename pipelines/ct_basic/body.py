@@ -25,8 +25,8 @@ def segment_body(
     """The body mask: the largest dense region, opened in-plane, holes filled slice by slice.
 
     The in-plane opening cuts attachments thinner than about 2 x `body_opening_mm` (pads,
-    cables, blankets); the largest connected region is the patient; the opened region is then grown
-    back inside the dense mask by the same radius so that the skin line stays where it was.
+    cables, blankets); the largest connected region is the patient; it is then grown back
+    inside the dense mask by the same radius so that the skin line stays where it was.
     Holes are filled in each axial plane, so lungs, airway and bowel gas are inside the body.
     An empty mask (nothing dense) stays empty. Limit: body parts separated from the trunk by
     air (arms held apart) are not part of the largest region and are left out.

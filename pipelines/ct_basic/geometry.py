@@ -1,4 +1,4 @@
-"""Grid helpers shared by the ct_basic steps: axes, millimetre-sized morphology, patient x.
+"""Grid helpers shared by the ct_basic steps: axes, millimetre-sized morphology, 2D hole filling.
 
 Everything here works in the volume's own array order and converts millimetres to voxels per
 axis, so the steps behave the same for any spacing and any orientation (PS3.3 C.7.6.2.1.1: LPS,

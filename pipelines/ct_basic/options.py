@@ -29,7 +29,8 @@ class CtBasicOptions(BaseModel):
     lung_threshold_hu: float = Field(default=-400.0, ge=-900.0, le=-100.0)
     min_lung_volume_ml: float = Field(default=10.0, ge=0.0)
     # A region where more than this share of voxels is below `gas_threshold_hu` is gas
-    # (bowel, stomach), not lung, unless it is larger than `certain_lung_volume_ml`.
+    # (bowel, stomach), not lung, unless it is larger than `certain_lung_volume_ml` and its
+    # mean is above `gas_threshold_hu` (emphysema, noisy sharp kernels).
     gas_threshold_hu: float = Field(default=-950.0, ge=-1024.0, le=-800.0)
     max_lung_gas_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
     certain_lung_volume_ml: float = Field(default=400.0, ge=0.0)
