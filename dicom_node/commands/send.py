@@ -55,7 +55,8 @@ def _send(args: argparse.Namespace) -> int:
             header = dcmread(path, stop_before_pixels=True)
         except (InvalidDicomError, OSError):
             continue  # not a DICOM file (a README, a DICOMDIR is fine to skip too)
-        if "SOPClassUID" in header.file_meta and "TransferSyntaxUID" in header.file_meta:
+        meta = header.file_meta
+        if "MediaStorageSOPClassUID" in meta and "TransferSyntaxUID" in meta:
             headers.append((path, header))
     if not headers:
         sys.stderr.write(f"no DICOM files under {args.folder}\n")
