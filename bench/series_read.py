@@ -40,7 +40,7 @@ from dicom_node.series.assembly import assemble_series  # noqa: E402
 from tests.support.phantom import write_ct_series  # noqa: E402
 
 Reader = Callable[[Path], Any]  # what each library gives: an array, or a SimpleITK image
-NOISE_HU = 30.0  # texture so that JPEG 2000 works as hard as on real CT (~150 KB a slice)
+NOISE_HU = 6.0  # texture so that JPEG 2000 frames are as large as real CT ones (~150 KiB)
 
 
 def write_series(folder: Path, count: int) -> dict[str, Path]:

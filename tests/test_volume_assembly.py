@@ -497,6 +497,16 @@ def test_undecodable_compressed_frame_is_refused(tmp_path: Path) -> None:
         assemble_series(paths)
 
 
+def test_undecodable_frame_in_worker_processes_is_refused(tmp_path: Path) -> None:
+    paths = write_series(tmp_path / "native", positions_along(AXIAL, 16, spacing=2.0))
+    compressed = copy_with_syntax(paths, tmp_path / "j2k", JPEG2000Lossless)
+    ds = pydicom.dcmread(compressed[9])
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + bytes(300)])
+    ds.save_as(compressed[9])
+    with pytest.raises(VolumeAssemblyError, match=r"corrupt_pixel_data: slice009\.dcm: cannot"):
+        assemble_series(compressed, decode_workers=2)
+
+
 # Pixel values
 
 

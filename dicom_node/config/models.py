@@ -196,7 +196,7 @@ class SeriesConfig(_Model):
         ]
     )
     # How often the scheduler looks for complete series.
-    check_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    check_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
 
 
 class LocalExecutorConfig(_Model):

@@ -4,6 +4,9 @@ One association per delivery; it proposes each SOP class of the files with the t
 it is stored in plus Explicit and Implicit VR Little Endian. Every instance must be answered
 with Success or a Warning status (PS3.4 B.2.3: stored, perhaps coerced); anything else, a
 refused association or a lost connection fails the whole delivery.
+
+Files are streamed from storage as stored (pynetdicom's chunked send), never decoded: a SEG
+with thousands of frames costs no parsing.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydicom import dcmread
+from pydicom.filereader import read_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE
+from pynetdicom import AE, _config
 
 from dicom_node.config.models import DimseDestinationConfig
 from dicom_node.errors import DispatchError
@@ -30,16 +33,18 @@ _WARNINGS = {0x0001, 0xB000, 0xB006, 0xB007}
 def send_dimse(
     destination: DimseDestinationConfig, calling_ae_title: str, files: Sequence[Path]
 ) -> None:
-    datasets = [dcmread(path) for path in files]
+    # pynetdicom reads this module-level switch when it sends a path: stream the file's dataset.
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    metas = [(path, read_file_meta_info(path)) for path in files]
     ae = AE(ae_title=destination.calling_ae_title or calling_ae_title)
     ae.acse_timeout = destination.timeout_s
     ae.dimse_timeout = destination.timeout_s
     ae.network_timeout = destination.timeout_s
     proposed: dict[str, list[str]] = {}
-    for dataset in datasets:
-        syntaxes = proposed.setdefault(str(dataset.SOPClassUID), [])
+    for _, meta in metas:
+        syntaxes = proposed.setdefault(str(meta.MediaStorageSOPClassUID), [])
         for syntax in (
-            str(dataset.file_meta.TransferSyntaxUID),
+            str(meta.TransferSyntaxUID),
             ExplicitVRLittleEndian,
             ImplicitVRLittleEndian,
         ):
@@ -55,19 +60,19 @@ def send_dimse(
             f"{reason}"
         )
     try:
-        for dataset in datasets:
-            status = association.send_c_store(dataset)
+        for path, meta in metas:
+            uid = meta.MediaStorageSOPInstanceUID
+            status = association.send_c_store(path)
             code = getattr(status, "Status", None)
             if code is None:
                 raise DispatchError(
-                    f"no answer from {destination.ae_title} for {dataset.SOPInstanceUID} "
+                    f"no answer from {destination.ae_title} for {uid} "
                     "(connection lost or timed out)"
                 )
             if code != _SUCCESS and code not in _WARNINGS:
                 comment = getattr(status, "ErrorComment", "") or ""
                 raise DispatchError(
-                    f"{destination.ae_title} answered 0x{code:04X} for "
-                    f"{dataset.SOPInstanceUID} {comment}".strip()
+                    f"{destination.ae_title} answered 0x{code:04X} for {uid} {comment}".strip()
                 )
     finally:
         if association.is_established:

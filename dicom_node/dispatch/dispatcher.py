@@ -44,7 +44,7 @@ class Dispatcher:
         index: Index,
         outbox: Outbox,
         *,
-        poll_s: float = 0.5,
+        poll_s: float = 0.2,
         sender: Sender = _send,
     ) -> None:
         self._config = config

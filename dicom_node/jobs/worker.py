@@ -1,7 +1,7 @@
 """Local job worker processes (`executor.kind: local`).
 
 Each worker claims due jobs from the index, runs them with its resident pipelines and records
-the outcome; idle, it looks for work every half second. On SIGTERM it finishes nothing new:
+the outcome; idle, it looks for work five times a second. On SIGTERM it finishes nothing new:
 the job it runs gets `executor.shutdown_grace_s` to end, then the main process stops it and
 queues the job again.
 """
@@ -32,7 +32,7 @@ __all__ = ["WORKER_NAME", "JobWorkers", "job_queue", "run_job", "run_worker", "w
 logger = logging.getLogger(__name__)
 
 WORKER_NAME = "job-worker"
-_IDLE_POLL_S = 0.5
+_IDLE_POLL_S = 0.2
 
 
 def job_queue(config: NodeConfig, index: Index) -> JobQueue:

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import struct
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from itertools import pairwise
@@ -29,7 +29,10 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 import pydicom
+from libjpeg.utils import decode as decode_jpeg
+from openjpeg.utils import decode as decode_jpeg_2000
 from pydicom import uid as uids
+from rle.utils import decode_pixel_data as decode_rle
 
 __all__ = [
     "CorruptPixelDataError",
@@ -172,11 +175,12 @@ def locate_frames(
         raise MissingPixelDataError(f"{path.name} has no Pixel Data")
     if header[:4] in _FLOAT_PIXEL_DATA:
         raise UnsupportedPixelDataError(f"{path.name}: float pixel data is not read")
-    if len(header) < 12 or header[:4] != _PIXEL_DATA:
+    implicit = syntax == uids.ImplicitVRLittleEndian
+    if len(header) < (8 if implicit else 12) or header[:4] != _PIXEL_DATA:
         raise CorruptPixelDataError(f"{path.name}: no Pixel Data element after the header")
     size = os.fstat(fp.fileno()).st_size
     if syntax in _NATIVE:
-        if syntax == uids.ImplicitVRLittleEndian:
+        if implicit:
             (length,), value = struct.unpack("<I", header[4:8]), start + 8
         elif header[4:6] in (b"OB", b"OW"):
             (length,), value = struct.unpack("<I", header[8:12]), start + 12
@@ -248,17 +252,11 @@ def decode_frame(location: FrameLocation) -> npt.NDArray[np.integer]:
     syntax = layout.transfer_syntax_uid
     try:
         if syntax in _JPEG_2000:
-            from openjpeg.utils import decode as decode_jpeg_2000
-
             decoded = decode_jpeg_2000(data)
         elif syntax in _JPEG:
-            from libjpeg.utils import decode as decode_jpeg
-
             decoded = decode_jpeg(data)
         else:
-            import rle.utils
-
-            raw = rle.utils.decode_pixel_data(
+            raw = decode_rle(
                 data,
                 version=2,
                 rows=layout.rows,
@@ -382,25 +380,27 @@ def _read_encapsulated(jobs: list[_Job], out: npt.NDArray[np.float32], workers: 
     locations = [location for _, location, _ in jobs]
     if workers < 2 or len(jobs) < PROCESS_POOL_MIN_FRAMES:
         decoded: Iterable[npt.NDArray[np.integer]] = map(decode_frame, locations)
-        for (k, _, (slope, intercept)), values in zip(jobs, decoded, strict=True):
-            _rescale_into(out[k], values, slope, intercept)
-        return
-    pool = _process_pool(min(workers, len(jobs)))
-    try:
-        decoded = pool.map(decode_frame, locations)
-        for (k, _, (slope, intercept)), values in zip(jobs, decoded, strict=True):
-            _rescale_into(out[k], values, slope, intercept)
-    finally:
-        # Stop at the first failure rather than decode the rest of a refused series.
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _process_pool(workers: int) -> Executor:
-    if multiprocessing.current_process().daemon:
+    elif multiprocessing.current_process().daemon:
         # A daemonic process (a multiprocessing or Celery prefork worker) may not have
-        # children: decode on threads, which at least overlap file reads.
-        logger.debug("decoding on threads: this process may not start worker processes")
-        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pixels")
+        # children, and threads would not help: the decoders hold the GIL.
+        logger.debug("decoding %d frames in this daemonic process", len(jobs))
+        decoded = map(decode_frame, locations)
+    else:
+        pool = _process_pool(min(workers, len(jobs)))
+        try:
+            for (k, _, (slope, intercept)), values in zip(
+                jobs, pool.map(decode_frame, locations), strict=True
+            ):
+                _rescale_into(out[k], values, slope, intercept)
+        finally:
+            # Stop at the first failure rather than decode the rest of a refused series.
+            pool.shutdown(wait=True, cancel_futures=True)
+        return
+    for (k, _, (slope, intercept)), values in zip(jobs, decoded, strict=True):
+        _rescale_into(out[k], values, slope, intercept)
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
     # forkserver, not fork: the node runs threads, and fork would copy their locks. The
     # server process starts once per process and keeps this module imported, so that later
     # pools start their workers in milliseconds (the first pays about half a second).
