@@ -60,7 +60,7 @@ class SupervisedProcesses:
     def ready_line(self) -> str:
         return f"{self._name} ready"
 
-    def _spawn(self, timeout_s: float = 60.0) -> subprocess.Popen[str]:
+    def _launch(self) -> subprocess.Popen[str]:
         process = subprocess.Popen(
             [sys.executable, "-m", self._module, *self._args, str(os.getpid())],
             stdin=subprocess.PIPE,
@@ -68,11 +68,14 @@ class SupervisedProcesses:
             text=True,
             pass_fds=self._pass_fds,
         )
-        stdin, stdout = process.stdin, process.stdout
-        assert stdin is not None
+        assert process.stdin is not None
+        process.stdin.write(config_json(self._config))
+        process.stdin.close()
+        return process
+
+    def _await_ready(self, process: subprocess.Popen[str], timeout_s: float = 60.0) -> None:
+        stdout = process.stdout
         assert stdout is not None
-        stdin.write(config_json(self._config))
-        stdin.close()
         ready: list[str] = []
         reader = threading.Thread(target=lambda: ready.append(stdout.readline()))
         reader.start()
@@ -81,12 +84,33 @@ class SupervisedProcesses:
             process.kill()
             process.wait()
             raise RuntimeError(f"a {self._name} did not start (see the log above)")
+
+    def _spawn(self) -> subprocess.Popen[str]:
+        process = self._launch()
+        self._await_ready(process)
         return process
 
-    def start(self) -> None:
-        self._children = [self._spawn() for _ in range(self._count)]
+    def launch(self) -> None:
+        """Start every child without waiting (they import and open their resources in
+        parallel); `wait_ready` then waits for all of them."""
+        self._children = [self._launch() for _ in range(self._count)]
+
+    def wait_ready(self) -> None:
+        try:
+            for child in self._children:
+                self._await_ready(child)
+        except RuntimeError:
+            for child in self._children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+            raise
         self._supervisor = threading.Thread(target=self._supervise, name=f"{self._name}-super")
         self._supervisor.start()
+
+    def start(self) -> None:
+        self.launch()
+        self.wait_ready()
 
     def status(self) -> tuple[int, int]:
         """(running, configured) processes."""

@@ -26,8 +26,8 @@ from dicom_node.dimse.workers import WorkerPool
 from dicom_node.dispatch.dispatcher import Dispatcher
 from dicom_node.http.app import ApiContext, create_app
 from dicom_node.index import Index
+from dicom_node.jobs.executor import JobWorkers, job_queue
 from dicom_node.jobs.intake import job_hand_over
-from dicom_node.jobs.worker import JobWorkers, job_queue
 from dicom_node.series.completion import SeriesCompletion
 from dicom_node.storage import InstanceStore
 from pipelines import create_pipeline
@@ -83,10 +83,11 @@ async def _run(config: NodeConfig) -> None:
         )
         listener = bind_listener(config.dimse)
         dimse_host, dimse_port = listener.getsockname()[:2]
+        job_workers = JobWorkers(config, queue)
+        job_workers.launch()  # they import pipelines while the DIMSE workers start
         pool = WorkerPool(config, listener, config.dimse.worker_count())
         pool.start()
-        job_workers = JobWorkers(config, queue)
-        job_workers.start()
+        job_workers.wait_ready()
         dispatcher = Dispatcher(config, index, queue.outbox)
         dispatcher.start()
         scheduler = BackgroundScheduler(timezone="UTC")

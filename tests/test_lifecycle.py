@@ -81,11 +81,21 @@ def test_association_is_logged_once_without_patient_identifiers(
     assert "SECRET-ID-123" not in log
 
 
-def worker_pids(node: NodeProcess) -> list[int]:
+def worker_pids(node: NodeProcess, module: str = "dicom_node.dimse.workers") -> list[int]:
+    """Child processes of the node running `module` (DIMSE or job workers)."""
     assert node.process is not None
     # Each thread's children are listed under its own task (the supervisor thread restarts).
     tasks = Path(f"/proc/{node.process.pid}/task").glob("*/children")
-    return sorted(int(pid) for task in tasks for pid in task.read_text().split())
+    pids = sorted(int(pid) for task in tasks for pid in task.read_text().split())
+    found = []
+    for pid in pids:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            continue
+        if module.encode() in command:
+            found.append(pid)
+    return found
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 20) -> bool:
@@ -100,6 +110,25 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20) -> bool:
 def test_configured_number_of_dimse_workers_run(start_node: NodeFactory) -> None:
     node = start_node({"dimse": {"workers": 3}})
     assert len(worker_pids(node)) == 3
+
+
+def test_configured_number_of_job_workers_run(start_node: NodeFactory) -> None:
+    node = start_node({"executor": {"workers": 2}})
+    assert len(worker_pids(node, "dicom_node.jobs.worker")) == 2
+    health = httpx.get(f"{node.http_url}/api/health", timeout=10).json()
+    assert health["job_workers"] == {"running": 2, "configured": 2}
+
+
+def test_a_dead_job_worker_is_restarted(start_node: NodeFactory) -> None:
+    node = start_node()
+    (worker,) = worker_pids(node, "dicom_node.jobs.worker")
+    os.kill(worker, signal.SIGKILL)
+    assert wait_until(
+        lambda: worker_pids(node, "dicom_node.jobs.worker") not in ([], [worker])
+    )
+    node.terminate()
+    assert "job-worker" in node.log()
+    assert "exited with code -9; restarting it" in node.log()
 
 
 def test_a_dead_worker_is_restarted(start_node: NodeFactory) -> None:

@@ -35,7 +35,7 @@ def register(commands: Any) -> None:
 
 def _open(path: Path) -> Any:
     from dicom_node.index import Index
-    from dicom_node.jobs.worker import job_queue
+    from dicom_node.jobs.executor import job_queue
 
     config = load_config(path)
     index = Index(config.database.url, echo=config.database.echo)

@@ -212,7 +212,16 @@ class LocalExecutorConfig(_Model):
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 5.0
 
 
-ExecutorConfig = Annotated[LocalExecutorConfig, Field(discriminator="kind")]
+def _default_executor_kind(value: object) -> object:
+    # `kind` may be left out while `local` is the only executor (the scale-out adds others).
+    if isinstance(value, dict) and "kind" not in value:
+        return {"kind": "local", **value}
+    return value
+
+
+ExecutorConfig = Annotated[
+    LocalExecutorConfig, Field(discriminator="kind"), BeforeValidator(_default_executor_kind)
+]
 
 
 class _DeliveryPolicy(_Model):

@@ -40,6 +40,7 @@ class WorkerPool:
         )
 
     def start(self) -> None:
+        # Each worker imports and opens the index in parallel with the others.
         self._processes.start()
 
     def status(self) -> tuple[int, int]:
