@@ -123,9 +123,7 @@ def test_a_dead_job_worker_is_restarted(start_node: NodeFactory) -> None:
     node = start_node()
     (worker,) = worker_pids(node, "dicom_node.jobs.worker")
     os.kill(worker, signal.SIGKILL)
-    assert wait_until(
-        lambda: worker_pids(node, "dicom_node.jobs.worker") not in ([], [worker])
-    )
+    assert wait_until(lambda: worker_pids(node, "dicom_node.jobs.worker") not in ([], [worker]))
     node.terminate()
     assert "job-worker" in node.log()
     assert "exited with code -9; restarting it" in node.log()

@@ -52,6 +52,10 @@ def test_phantom_sent_with_send_command_is_segmented_and_kept(
     studies = httpx.get(f"{node.http_url}/api/studies", timeout=10).json()["studies"]
     # The results are in the source's study: 40 CT + 1 SEG + 1 SR.
     assert [study["instance_count"] for study in studies] == [42]
+    listed = run_cli("jobs", "list", "--config", str(node.config_path))
+    assert listed.returncode == 0, listed.stderr
+    (line,) = listed.stdout.splitlines()[1:]
+    assert line.split()[:4] == [str(job["id"]), "succeeded", "ct_basic", "-"]
 
 
 def test_send_to_a_closed_port_fails_clearly(tmp_path: Path) -> None:

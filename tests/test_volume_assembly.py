@@ -12,6 +12,7 @@ import numpy.typing as npt
 import pydicom
 import pytest
 from openjpeg.utils import encode_array
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, encapsulate_extended
 from pydicom.sequence import Sequence as DicomSequence
@@ -520,6 +521,35 @@ def test_compressed_series_decode_to_the_uncompressed_values(tmp_path: Path, syn
     expected = assemble_series(paths).volume.array
     compressed = copy_with_syntax(paths, tmp_path / "compressed", syntax)
     np.testing.assert_array_equal(assemble_series(compressed).volume.array, expected)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "J2K_pixelrep_mismatch.dcm",
+        "693_J2KI.dcm",
+        "JPGExtended.dcm",
+        "JPEGLSNearLossless_16.dcm",
+    ],
+)
+def test_pydicom_sample_images_decode_to_pydicom_values(tmp_path: Path, name: str) -> None:
+    """Images shipped with pydicom (signed, big endian, lossy, codestream sign mismatch)."""
+    shipped = get_testdata_file(name, download=False)
+    assert shipped is not None, f"{name} is not shipped with this pydicom"
+    path = Path(shipped)
+    ds = pydicom.dcmread(path)
+    if "ImagePositionPatient" not in ds:  # a few lack the image plane: give them one
+        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing, ds.SliceThickness = [1, 1], 1
+        path = tmp_path / name
+        ds.save_as(path)
+    series = assemble_series([path], decode_workers=1)
+    np.testing.assert_array_equal(series.volume.array[0], stored_values(path))
 
 
 def test_signed_values_are_sign_extended_from_bits_stored(tmp_path: Path) -> None:

@@ -18,12 +18,14 @@ import logging
 import multiprocessing
 import os
 import struct
+import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from itertools import pairwise
 from pathlib import Path
+from types import ModuleType
 from typing import BinaryIO
 
 import numpy as np
@@ -401,12 +403,26 @@ def _read_encapsulated(jobs: list[_Job], out: npt.NDArray[np.float32], workers: 
 
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:
-    # forkserver, not fork: the node runs threads, and fork would copy their locks. The
-    # server process starts once per process and keeps this module imported, so that later
-    # pools start their workers in milliseconds (the first pays about half a second).
+    """Worker processes forked from a forkserver (not from this process: the node runs
+    threads, and fork would copy their locks). The forkserver starts once per process."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", __name__])
+    context.set_forkserver_preload(_forkserver_preload())
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+def _forkserver_preload() -> list[str]:
+    """This module and the modules that the main module imports from. Every new worker runs
+    the main module again (multiprocessing's rule); with its imports already loaded in the
+    forkserver that takes milliseconds instead of re-importing all of them in every worker of
+    every pool (a second for `python -m dicom_node.jobs.worker`)."""
+    names = {__name__}
+    main = sys.modules.get("__main__")
+    for value in vars(main).values() if main is not None else ():
+        name = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", "")
+        module = sys.modules.get(name) if isinstance(name, str) else None
+        if module is not None and module.__spec__ is not None and not name.startswith("_"):
+            names.add(module.__name__)
+    return ["__main__", *sorted(names)]
 
 
 def _read_with_pydicom(jobs: list[_Job], out: npt.NDArray[np.float32]) -> None:
