@@ -22,6 +22,7 @@ from dicom_node.config.models import NodeConfig
 
 __all__ = [
     "SupervisedProcesses",
+    "begin_child",
     "config_json",
     "die_with_parent",
     "read_config_from_stdin",
@@ -166,6 +167,20 @@ def die_with_parent(parent_pid: int) -> None:
         logger.warning("cannot tie the worker's life to the main process")
     if os.getppid() != parent_pid:
         os._exit(1)  # the parent died before the tie was made
+
+
+def begin_child(parent_pid: int) -> tuple[NodeConfig, threading.Event]:
+    """The common start of every child: die with the parent, read the config from stdin, set
+    up logging, and turn SIGTERM into the returned stop event (SIGINT is the parent's)."""
+    from dicom_node.logs import configure_logging
+
+    die_with_parent(parent_pid)
+    config = read_config_from_stdin()
+    configure_logging(os.environ.get("DICOM_NODE_LOG_LEVEL", "INFO"))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    return config, stop
 
 
 def config_json(config: NodeConfig) -> str:

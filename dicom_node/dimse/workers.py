@@ -8,21 +8,13 @@ starts the workers with its descriptor (`dicom_node.processes` supervises them).
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import sys
-import threading
 
 from dicom_node.config.models import NodeConfig
 from dicom_node.dimse.scp import DimseServer
 from dicom_node.index import Index
-from dicom_node.processes import (
-    SupervisedProcesses,
-    die_with_parent,
-    read_config_from_stdin,
-    signal_ready,
-)
+from dicom_node.processes import SupervisedProcesses, begin_child, signal_ready
 from dicom_node.storage import InstanceStore
 
 __all__ = ["WORKER_NAME", "WorkerPool", "run_worker"]
@@ -55,14 +47,7 @@ class WorkerPool:
 
 def run_worker(listener_fd: int, parent_pid: int) -> int:
     """A worker: read the config from stdin, serve associations until SIGTERM."""
-    from dicom_node.logs import configure_logging
-
-    die_with_parent(parent_pid)
-    config = read_config_from_stdin()
-    configure_logging(os.environ.get("DICOM_NODE_LOG_LEVEL", "INFO"))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    config, stop = begin_child(parent_pid)
     index = Index(config.database.url, echo=config.database.echo)
     store = InstanceStore.from_config(config.storage, index)
     server = DimseServer(config.dimse, config.node.ae_title, store)

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, insert, select, update
 
-from dicom_node.index import Index
+from dicom_node.index import Index, as_utc
 from dicom_node.index.schema import DeliveryRow
 
 __all__ = ["Delivery", "DeliveryState", "Outbox"]
@@ -47,14 +47,8 @@ class Delivery:
     sent_at: datetime | None
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _delivery(row: Any) -> Delivery:
-    next_attempt_at, created_at = _aware(row.next_attempt_at), _aware(row.created_at)
+    next_attempt_at, created_at = as_utc(row.next_attempt_at), as_utc(row.created_at)
     assert next_attempt_at is not None
     assert created_at is not None
     return Delivery(
@@ -68,7 +62,7 @@ def _delivery(row: Any) -> Delivery:
         error=row.error,
         next_attempt_at=next_attempt_at,
         created_at=created_at,
-        sent_at=_aware(row.sent_at),
+        sent_at=as_utc(row.sent_at),
     )
 
 

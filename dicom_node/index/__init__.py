@@ -7,6 +7,7 @@ from dicom_node.index.repository import (
     StoredInstance,
     StudySummary,
     SupersededFile,
+    as_utc,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "StoredInstance",
     "StudySummary",
     "SupersededFile",
+    "as_utc",
 ]

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from sqlalchemy import (
     Connection,
@@ -50,6 +50,7 @@ __all__ = [
     "StoredInstance",
     "StudySummary",
     "SupersededFile",
+    "as_utc",
 ]
 
 logger = logging.getLogger(__name__)
@@ -272,8 +273,15 @@ class _PendingWrite:
     error: BaseException | None = None
 
 
-def _as_aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything stored is UTC.
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """A datetime read from the index, timezone-aware (SQLite returns naive ones; everything
+    stored is UTC)."""
+    if value is None:
+        return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -588,12 +596,12 @@ class Index:
             series_description=series.series_description,
             body_part_examined=series.body_part_examined,
             instance_count=int(count),
-            first_received_at=_as_aware(series.first_received_at),
-            last_received_at=_as_aware(series.last_received_at),
+            first_received_at=as_utc(series.first_received_at),
+            last_received_at=as_utc(series.last_received_at),
             origin=series.origin,
             receipts=series.receipts,
             ready_receipts=series.ready_receipts,
-            ready_at=_as_aware(series.ready_at) if series.ready_at else None,
+            ready_at=as_utc(series.ready_at),
             ready_reason=series.ready_reason,
             ready_count=series.ready_count,
             expected_instances=series.expected_instances,

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dicom_node.dispatch.outbox import Outbox
-from dicom_node.index import Index
+from dicom_node.index import Index, as_utc
 from dicom_node.index.schema import JobRow
 
 __all__ = ["Job", "JobQueue", "JobRequest", "JobState", "job_key"]
@@ -75,14 +75,8 @@ def job_key(series_instance_uid: str, pipeline: str, version: str, content_sha25
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _job(row: Any) -> Job:
-    next_attempt_at, created_at = _aware(row.next_attempt_at), _aware(row.created_at)
+    next_attempt_at, created_at = as_utc(row.next_attempt_at), as_utc(row.created_at)
     assert next_attempt_at is not None
     assert created_at is not None
     return Job(
@@ -102,8 +96,8 @@ def _job(row: Any) -> Job:
         error=row.error,
         next_attempt_at=next_attempt_at,
         created_at=created_at,
-        started_at=_aware(row.started_at),
-        finished_at=_aware(row.finished_at),
+        started_at=as_utc(row.started_at),
+        finished_at=as_utc(row.finished_at),
         timings=json.loads(row.timings),
         result_instances=tuple(json.loads(row.result_instances)),
         worker=row.worker,

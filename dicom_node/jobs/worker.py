@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 import traceback
 
 from dicom_node.config.models import NodeConfig
@@ -20,7 +18,7 @@ from dicom_node.index import Index
 from dicom_node.jobs.executor import WORKER_NAME, job_queue, worker_id
 from dicom_node.jobs.queue import Job, JobQueue, JobState
 from dicom_node.jobs.runner import JobRunner, PermanentJobError
-from dicom_node.processes import die_with_parent, read_config_from_stdin, signal_ready
+from dicom_node.processes import begin_child, signal_ready
 from dicom_node.storage import InstanceStore
 
 __all__ = ["run_job", "run_worker"]
@@ -59,14 +57,7 @@ def run_job(queue: JobQueue, runner: JobRunner, job: Job, config: NodeConfig) ->
 
 
 def run_worker(parent_pid: int) -> int:
-    from dicom_node.logs import configure_logging
-
-    die_with_parent(parent_pid)
-    config = read_config_from_stdin()
-    configure_logging(os.environ.get("DICOM_NODE_LOG_LEVEL", "INFO"))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    config, stop = begin_child(parent_pid)
     index = Index(config.database.url, echo=config.database.echo)
     store = InstanceStore.from_config(config.storage, index)
     queue = job_queue(config, index)

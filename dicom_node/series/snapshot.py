@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Connection, Table, bindparam, select
 
+from dicom_node.index import as_utc
 from dicom_node.index.schema import InstanceRow, SeriesRow, StudyRow
 
 __all__ = ["InstanceEntry", "SeriesSnapshot", "load_snapshot", "pending_series"]
@@ -72,12 +73,6 @@ class SeriesSnapshot:
         )
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def pending_series(connection: Connection) -> list[str]:
     """Received series with instances newer than their last hand-over to routing."""
     series = _SERIES
@@ -118,7 +113,7 @@ def load_snapshot(connection: Connection, series_instance_uid: str) -> SeriesSna
         )
         for i in connection.execute(_SNAPSHOT_INSTANCES, {"pk": row.id})
     )
-    last = _aware(row.last_received_at)
+    last = as_utc(row.last_received_at)
     assert last is not None
     return SeriesSnapshot(
         series_pk=row.id,
@@ -127,7 +122,7 @@ def load_snapshot(connection: Connection, series_instance_uid: str) -> SeriesSna
         modality=row.modality,
         origin=row.origin,
         last_received_at=last,
-        ready_at=_aware(row.ready_at),
+        ready_at=as_utc(row.ready_at),
         receipts=row.receipts,
         ready_receipts=row.ready_receipts,
         expected_instances=row.expected_instances,
