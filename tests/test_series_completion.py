@@ -113,3 +113,33 @@ def test_ready_request_for_unknown_series_is_a_404_problem(node: NodeProcess) ->
     response = httpx.post(f"{node.http_url}/api/series/1.2.3.4/ready", timeout=10)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_reopened_series_gets_a_new_job_and_an_identical_one_does_not(
+    start_node: NodeFactory, tmp_path: Path
+) -> None:
+    node = start_node(
+        {
+            "series": {"stable_after_s": 600},
+            "routes": [
+                {"name": "ct", "match": {"Modality": "CT"}, "pipeline": "ct_basic", "send_to": []}
+            ],
+        }
+    )
+    files, uid = small_series(tmp_path / "series", 4)
+
+    def ready() -> list[int]:
+        response = httpx.post(f"{node.http_url}/api/series/{uid}/ready", timeout=10)
+        assert response.status_code == 200, response.text
+        return [job["id"] for job in response.json()["jobs"]]
+
+    assert storescu(node.dimse_port, files[:3]).returncode == 0
+    first = ready()
+    assert storescu(node.dimse_port, files[:3]).returncode == 0  # identical re-send
+    assert ready() == first
+    assert storescu(node.dimse_port, files[3:]).returncode == 0  # the series grows
+    second = ready()
+    assert len(first) == len(second) == 1
+    assert second != first
+    listed = get(node, f"/api/jobs?series={uid}")
+    assert sorted(job["instance_count"] for job in listed) == [3, 4]

@@ -92,14 +92,13 @@ class Dispatcher:
         extra = {"job": delivery.job_id, "destination": delivery.destination}
         destination = self._config.destinations.get(delivery.destination)
         if destination is None:
-            # The destination was removed from the config since the job ran.
-            self._outbox.failed(
-                delivery, "destination no longer configured", backoff_s=0, backoff_max_s=0
-            )
-            return (
-                DeliveryState.DEAD
-                if delivery.attempts >= delivery.max_attempts
-                else (DeliveryState.PENDING)
+            # The destination was removed from the config since the job ran: nothing to retry
+            # against until it is configured again (then `jobs retry` sends it).
+            return self._outbox.failed(
+                delivery,
+                f"destination {delivery.destination!r} is no longer configured",
+                backoff_s=60,
+                backoff_max_s=600,
             )
         try:
             files = [self._path(uid) for uid in delivery.sop_instance_uids]
