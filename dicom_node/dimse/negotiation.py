@@ -6,6 +6,7 @@ module applies our access rules and builds the A-ASSOCIATE-AC or -RJ.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from pydicom.uid import UID
@@ -80,7 +81,7 @@ def peer_rejection(
     return "unknown calling AE title"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: the server's one policy
 class AcceptorPolicy:
     ae_title: str
     allowed_peers: list[PeerConfig] | None
@@ -93,7 +94,26 @@ class AcceptorPolicy:
 def negotiate(
     request: bytes, address: str, policy: AcceptorPolicy, at_capacity: bool
 ) -> Negotiated:
-    """Answer an A-ASSOCIATE-RQ body (`request`, PDU header included)."""
+    """Answer an A-ASSOCIATE-RQ body (`request`, PDU header included).
+
+    A sender proposes the same contexts association after association (storescu: about 120
+    SOP classes), and decoding and negotiating them costs milliseconds; an accepted answer is
+    therefore remembered for the same request bytes from the same address (the policy is
+    fixed for the server's life).
+    """
+    if at_capacity:
+        return _negotiate(request, address, policy, at_capacity=True)
+    return _negotiate_cached(request, address, policy)
+
+
+@functools.lru_cache(maxsize=64)
+def _negotiate_cached(request: bytes, address: str, policy: AcceptorPolicy) -> Negotiated:
+    return _negotiate(request, address, policy, at_capacity=False)
+
+
+def _negotiate(
+    request: bytes, address: str, policy: AcceptorPolicy, *, at_capacity: bool
+) -> Negotiated:
     pdu = A_ASSOCIATE_RQ()
     pdu.decode(request)
     primitive = pdu.to_primitive()
