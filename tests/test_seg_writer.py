@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import random
-import subprocess
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +32,8 @@ from seg_writer import (
     WriterOptions,
     write_results,
 )
-from tests.support.peers import require_command, shared_data
+from tests.support.peers import shared_data
+from tests.support.results import dciodvfy_errors
 
 ALGORITHM = AlgorithmInfo("ct_basic", "1.2.3")
 OPTIONS = WriterOptions(software_versions="0.1.0")
@@ -160,18 +160,6 @@ def mr_files(mr_documents: ResultDocuments, tmp_path_factory: pytest.TempPathFac
 
 
 # --- reading back --------------------------------------------------------------------------
-
-
-def dciodvfy_errors(path: Path) -> list[str]:
-    run = subprocess.run(
-        [require_command("dciodvfy"), str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    output = run.stderr + run.stdout
-    return [line for line in output.splitlines() if line.startswith("Error")]
 
 
 def labels_back(
