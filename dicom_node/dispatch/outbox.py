@@ -99,13 +99,17 @@ class Outbox:
     def claim_due(self, limit: int = 16) -> list[Delivery]:
         """Take due pending deliveries (state sending until `sent` or `failed` is recorded)."""
         now = self._clock()
+        due = (_DELIVERY.c.state == DeliveryState.PENDING.value) & (
+            _DELIVERY.c.next_attempt_at <= now
+        )
+        # Polled often: look with a read first, take the write lock only when work is due.
+        with self._index.read_connection() as connection:
+            if connection.execute(select(_DELIVERY.c.id).where(due).limit(1)).first() is None:
+                return []
         with self._index.write_transaction() as connection:
             rows = connection.execute(
                 select(_DELIVERY)
-                .where(
-                    _DELIVERY.c.state == DeliveryState.PENDING.value,
-                    _DELIVERY.c.next_attempt_at <= now,
-                )
+                .where(due)
                 .order_by(_DELIVERY.c.next_attempt_at, _DELIVERY.c.id)
                 .limit(limit)
             ).all()

@@ -172,10 +172,15 @@ class JobQueue:
     def claim(self, worker: str) -> Job | None:
         """Take the oldest due queued job for `worker`, or None."""
         now = self._clock()
+        due = (_JOB.c.state == JobState.QUEUED.value) & (_JOB.c.next_attempt_at <= now)
+        # Idle workers ask often: look with a read first, take the write lock only for work.
+        with self._index.read_connection() as connection:
+            if connection.execute(select(_JOB.c.id).where(due).limit(1)).first() is None:
+                return None
         with self._index.write_transaction() as connection:
             row = connection.execute(
                 select(_JOB)
-                .where(_JOB.c.state == JobState.QUEUED.value, _JOB.c.next_attempt_at <= now)
+                .where(due)
                 .order_by(_JOB.c.next_attempt_at, _JOB.c.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
