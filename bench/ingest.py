@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.support.node import NodeProcess, base_config, deep_merge  # noqa: E402
+from tests.support.orthanc import ORTHANC_AE, OrthancProcess  # noqa: E402
 from tests.support.phantom import write_ct_series  # noqa: E402
 
 TARGETS = ("node", "orthanc", "storescp")
@@ -110,45 +111,17 @@ class Node(Target):
 
 
 class Orthanc(Target):
-    ae_title = "ORTHANC"
+    ae_title = ORTHANC_AE
 
     def start(self) -> int:
-        dicom_port, self.http_port = free_port(), free_port()
-        config = {
-            "Name": "bench",
-            "StorageDirectory": str(self.workdir / "storage"),
-            "IndexDirectory": str(self.workdir / "index"),
-            "DicomServerEnabled": True,
-            "DicomAet": self.ae_title,
-            "DicomPort": dicom_port,
-            "HttpPort": self.http_port,
-            "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
-            "DicomModalities": {},
-            "DicomAlwaysAllowStore": True,
-            "DicomCheckCalledAet": False,
-            "Plugins": [],
-            "StorageCompression": False,
-        }
-        path = self.workdir / "orthanc.json"
-        path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-        with (self.workdir / "orthanc.log").open("w") as log:
-            command = ["/usr/sbin/Orthanc", str(path)]
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=TUNED_ENV
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                get_json(f"http://127.0.0.1:{self.http_port}/system", timeout_s=2)
-                return dicom_port
-            except OSError as exc:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Orthanc did not start: {exc}") from exc
-                time.sleep(0.1)
+        self.peer = OrthancProcess(
+            self.workdir, settings={"Name": "bench", "StorageCompression": False}
+        ).start(timeout_s=START_TIMEOUT_S)
+        self.process = self.peer.process
+        return self.peer.dicom_port
 
     def count(self) -> int:
-        return int(get_json(f"http://127.0.0.1:{self.http_port}/statistics")["CountInstances"])
+        return int(self.peer.get("/statistics")["CountInstances"])
 
 
 class StoreScp(Target):

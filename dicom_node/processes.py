@@ -117,9 +117,6 @@ class SupervisedProcesses:
         """(running, configured) processes."""
         return sum(child.poll() is None for child in self._children), self._count
 
-    def pids(self) -> list[int]:
-        return [child.pid for child in self._children if child.poll() is None]
-
     def _supervise(self) -> None:
         while not self._stopping.wait(0.5):
             for position, child in enumerate(self._children):

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicom_node.commands import EXIT_FAILURE, EXIT_INVALID_CONFIG, EXIT_OK
 from dicom_node.commands.serve import DEFAULT_CONFIG
 from dicom_node.config import load_config
 from dicom_node.errors import ConfigError
+
+if TYPE_CHECKING:  # the CLI imports the index only when a command needs it
+    from dicom_node.jobs.queue import JobQueue
 
 __all__ = ["register"]
 
@@ -33,28 +38,34 @@ def register(commands: Any) -> None:
     retry.set_defaults(handler=_retry)
 
 
-def _open(path: Path) -> Any:
+@contextmanager
+def _job_queue(path: Path) -> Iterator[JobQueue]:
+    """The job queue of the node configured in `path` (raises ConfigError)."""
     from dicom_node.index import Index
     from dicom_node.jobs.executor import job_queue
 
     config = load_config(path)
     index = Index(config.database.url, echo=config.database.echo)
-    return index, job_queue(config, index)
+    try:
+        yield job_queue(config, index)
+    finally:
+        index.close()
+
+
+def _invalid_config(exc: ConfigError) -> int:
+    sys.stderr.write(f"{exc}\n")
+    return EXIT_INVALID_CONFIG
 
 
 def _list(args: argparse.Namespace) -> int:
     from dicom_node.http.jobs import job_to_json
 
     try:
-        index, queue = _open(args.config)
+        with _job_queue(args.config) as queue:
+            jobs = queue.list(series_instance_uid=args.series, limit=args.limit)
+            deliveries = queue.outbox.for_jobs([job.id for job in jobs])
     except ConfigError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return EXIT_INVALID_CONFIG
-    try:
-        jobs = queue.list(series_instance_uid=args.series, limit=args.limit)
-        deliveries = queue.outbox.for_jobs([job.id for job in jobs])
-    finally:
-        index.close()
+        return _invalid_config(exc)
     if args.json:
         payload = [job_to_json(job, deliveries.get(job.id, [])) for job in jobs]
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
@@ -74,14 +85,10 @@ def _list(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     try:
-        index, queue = _open(args.config)
+        with _job_queue(args.config) as queue:
+            job = queue.retry(args.job_id)
     except ConfigError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return EXIT_INVALID_CONFIG
-    try:
-        job = queue.retry(args.job_id)
-    finally:
-        index.close()
+        return _invalid_config(exc)
     if job is None:
         sys.stderr.write(f"there is no job {args.job_id}\n")
         return EXIT_FAILURE

@@ -25,6 +25,8 @@ def _get(url: str, timeout_s: float = 10) -> Any:
 class OrthancProcess:
     workdir: Path
     modalities: dict[str, list[Any]] = field(default_factory=dict)
+    # Further Orthanc settings, over the defaults below.
+    settings: dict[str, Any] = field(default_factory=dict)
     dicom_port: int = 0
     http_port: int = 0
     process: subprocess.Popen[bytes] | None = None
@@ -55,6 +57,7 @@ class OrthancProcess:
             "DicomCheckCalledAet": False,
             "Plugins": [],
             "UnknownSopClassAccepted": False,
+            **self.settings,
         }
         path = self.workdir / "orthanc.json"
         path.write_text(json.dumps(config, indent=2), encoding="utf-8")
