@@ -21,6 +21,7 @@ import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from dicom_node.config.models import NodeConfig
+from dicom_node.dicomweb import DicomWebContext
 from dicom_node.dimse.scp import bind_listener
 from dicom_node.dimse.workers import WorkerPool
 from dicom_node.dispatch.dispatcher import Dispatcher
@@ -62,6 +63,7 @@ async def _run(config: NodeConfig) -> None:
     job_workers: JobWorkers | None = None
     dispatcher: Dispatcher | None = None
     scheduler: BackgroundScheduler | None = None
+    store: InstanceStore | None = None
     try:
         store = InstanceStore.from_config(config.storage, index)
         removed = store.area.prepare()
@@ -70,7 +72,6 @@ async def _run(config: NodeConfig) -> None:
         undone = store.recover()
         if undone:
             logger.warning("undid %d instance(s) a crash left written but not indexed", undone)
-        store.close()
         queue = job_queue(config, index)
         interrupted = queue.requeue_interrupted()
         if interrupted:
@@ -111,6 +112,12 @@ async def _run(config: NodeConfig) -> None:
                 job_workers=job_workers.status,
                 completion=completion,
                 jobs=queue,
+                dicomweb=DicomWebContext(
+                    index=index,
+                    store=store,
+                    ae_title=config.node.ae_title,
+                    max_request_bytes=config.http.max_request_bytes,
+                ),
             )
         )
         http = _Server(
@@ -151,6 +158,8 @@ async def _run(config: NodeConfig) -> None:
             job_workers.stop()
         if dispatcher is not None:
             dispatcher.stop()
+        if store is not None:
+            store.close()
         index.close()
         logger.info("dicom-node stopped")
 

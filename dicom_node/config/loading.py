@@ -105,7 +105,7 @@ def load_config(path: Path) -> NodeConfig:
     if root is not None:
         _line_index(root, (), lines)
     try:
-        config = NodeConfig.model_validate(data)
+        config = NodeConfig.model_validate(data, context={"base": path.resolve().parent})
     except ValidationError as exc:
         raise ConfigError(path, _problems_from(exc, data, lines)) from exc
     return resolve_paths(config, path.resolve().parent)
@@ -121,10 +121,15 @@ def resolve_paths(config: NodeConfig, base: Path) -> NodeConfig:
         target = database.url[len(prefix) :]
         if target and target != ":memory:" and not target.startswith("/"):
             database = database.model_copy(update={"url": prefix + str(base / target)})
+    http = config.http
+    if http.viewer is not None:
+        viewer = http.viewer.model_copy(update={"path": base / http.viewer.path})
+        http = http.model_copy(update={"viewer": viewer})
     return config.model_copy(
         update={
             "storage": storage,
             "database": database,
             "models_dir": base / config.models_dir,
+            "http": http,
         }
     )

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     StrictInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -30,15 +31,21 @@ from dicom_node.routing.rules import MatchConfig
 from pipelines import pipeline_names
 
 __all__ = [
+    "BasicAuthConfig",
+    "BearerAuthConfig",
     "DatabaseConfig",
+    "DestinationAuthConfig",
     "DestinationConfig",
     "DicomWebDestinationConfig",
     "DimseConfig",
     "DimseDestinationConfig",
+    "DimseTlsConfig",
     "DuplicatePolicy",
     "ExecutorConfig",
     "ExpectedCountRule",
+    "HttpAuthConfig",
     "HttpConfig",
+    "HttpTlsConfig",
     "LocalExecutorConfig",
     "MissingUidPolicy",
     "NodeConfig",
@@ -48,6 +55,9 @@ __all__ = [
     "RouteConfig",
     "SeriesConfig",
     "StorageConfig",
+    "TlsClientConfig",
+    "UserConfig",
+    "ViewerConfig",
 ]
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -119,6 +129,41 @@ class PeerConfig(_Model):
         return any(ip in network for network in self.hosts)
 
 
+def _check_file(value: Path, info: ValidationInfo) -> Path:
+    """A file that must exist; a relative path is relative to the config file's folder
+    (the loader passes it as the validation context `base`)."""
+    base = (info.context or {}).get("base")
+    if not value.is_absolute() and base is not None:
+        value = Path(base) / value
+    if not value.is_file():
+        raise ValueError(f"file {str(value)!r} does not exist or is not a file")
+    return value
+
+
+ExistingFile = Annotated[Path, AfterValidator(_check_file)]
+
+
+class DimseTlsConfig(_Model):
+    """DICOM TLS on the SCP (PS3.15 B.1/B.9 secure transport connection profiles).
+
+    Without `port`, `dimse.port` itself speaks only TLS (nothing in the clear). With `port`,
+    `dimse.port` stays plain and this second port speaks TLS (for sites that still have
+    equipment without TLS)."""
+
+    certificate: ExistingFile
+    key: ExistingFile
+    # CA certificates (PEM) that client certificates are checked against.
+    ca_certificates: ExistingFile | None = None
+    require_client_certificate: bool = False
+    port: Port | None = None
+
+    @model_validator(mode="after")
+    def _ca_for_client_certificates(self) -> DimseTlsConfig:
+        if self.require_client_certificate and self.ca_certificates is None:
+            raise ValueError("require_client_certificate needs ca_certificates to check them")
+        return self
+
+
 class DimseConfig(_Model):
     host: str = "127.0.0.1"
     port: Port = 11112
@@ -136,6 +181,10 @@ class DimseConfig(_Model):
     network_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     # On shutdown, associations still running after this many seconds are aborted.
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 10.0
+    tls: DimseTlsConfig | None = None
+    # C-FIND: at most this many matches are returned (the rest are refused with a warning
+    # in the log and the final status says how the query ended); 0 = no limit.
+    max_find_results: Annotated[int, Field(ge=0)] = 10000
 
     def worker_count(self) -> int:
         if self.workers == "auto":
@@ -143,9 +192,80 @@ class DimseConfig(_Model):
         return self.workers
 
 
+_SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class _Secret(_Model):
+    """A secret given as its SHA-256 (hex) or read from an environment variable at start;
+    never in clear text in the file."""
+
+    sha256: Annotated[str, Field(pattern=_SHA256_HEX)] | None = None
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> _Secret:
+        if (self.sha256 is None) == (self.env is None):
+            raise ValueError("give exactly one of sha256 or env")
+        return self
+
+
+class UserConfig(_Secret):
+    """An HTTP basic user: the password's SHA-256, or an environment variable holding it."""
+
+    username: Annotated[str, Field(min_length=1, pattern=r"^[^:]+$")]
+
+
+class TokenConfig(_Secret):
+    """An HTTP bearer token: its SHA-256, or an environment variable holding it."""
+
+    name: Annotated[str, Field(min_length=1)]
+
+
+class NoAuthConfig(_Model):
+    kind: Literal["none"] = "none"
+
+
+class BasicAuthConfig(_Model):
+    kind: Literal["basic"]
+    users: Annotated[list[UserConfig], Field(min_length=1)]
+    realm: str = "dicom-node"
+
+
+class BearerAuthConfig(_Model):
+    kind: Literal["bearer"]
+    tokens: Annotated[list[TokenConfig], Field(min_length=1)]
+
+
+HttpAuthConfig = Annotated[
+    NoAuthConfig | BasicAuthConfig | BearerAuthConfig, Field(discriminator="kind")
+]
+
+
+class HttpTlsConfig(_Model):
+    """HTTPS: the HTTP port speaks only TLS."""
+
+    certificate: ExistingFile
+    key: ExistingFile
+
+
+class ViewerConfig(_Model):
+    """A static OHIF build (its `dist/` folder) served at the web root, reading the node's own
+    DICOMweb same-origin (docs/VIEWER.md)."""
+
+    path: Path
+
+
 class HttpConfig(_Model):
     host: str = "127.0.0.1"
     port: Port = 8080
+    # Who may call /dicomweb and /api. /api/health stays open for load balancers.
+    auth: HttpAuthConfig = Field(default_factory=NoAuthConfig)
+    # Origins allowed to call from a browser (CORS), e.g. https://ohif.example.org; "*" for any.
+    cors_origins: list[str] = Field(default_factory=list)
+    tls: HttpTlsConfig | None = None
+    # Largest request body accepted (STOW-RS); larger requests get 413 and nothing is stored.
+    max_request_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024**3
+    viewer: ViewerConfig | None = None
 
 
 class DuplicatePolicy(StrEnum):
@@ -233,7 +353,27 @@ class _DeliveryPolicy(_Model):
     retry_backoff_max_s: Annotated[float, Field(ge=0)] = 600.0
 
 
+class TlsClientConfig(_Model):
+    """TLS towards a peer: the CA certificates its certificate must chain to (default: the
+    system's), and our client certificate when the peer requires one."""
+
+    ca_certificates: ExistingFile | None = None
+    certificate: ExistingFile | None = None
+    key: ExistingFile | None = None
+    # Check that the peer's certificate names `host` (turn off only for IP-addressed test peers).
+    check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsClientConfig:
+        if (self.certificate is None) != (self.key is None):
+            raise ValueError("certificate and key go together")
+        return self
+
+
 class DimseDestinationConfig(_DeliveryPolicy):
+    """A DIMSE peer: results are sent to it by C-STORE, and it is a C-MOVE destination
+    (the node's C-MOVE SCP finds it by `ae_title`)."""
+
     kind: Literal["dimse"]
     ae_title: AeTitle
     host: str
@@ -241,11 +381,34 @@ class DimseDestinationConfig(_DeliveryPolicy):
     # Our calling AE title towards this peer (default: node.ae_title).
     calling_ae_title: AeTitle | None = None
     timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    tls: TlsClientConfig | None = None
+
+
+class DestinationAuthConfig(_Model):
+    """Credentials the node presents to a DICOMweb server; secrets come from the environment."""
+
+    kind: Literal["basic", "bearer"]
+    username: str | None = None
+    # Environment variable holding the password (basic) or the token (bearer).
+    secret_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+    @model_validator(mode="after")
+    def _username_for_basic(self) -> DestinationAuthConfig:
+        if (self.kind == "basic") != (self.username is not None):
+            raise ValueError("username is required for basic and only for basic")
+        return self
 
 
 class DicomWebDestinationConfig(_DeliveryPolicy):
+    """A DICOMweb server: results are sent by STOW-RS (PS3.18 10.5) to `{url}/studies`."""
+
     kind: Literal["dicomweb"]
     url: Annotated[str, Field(pattern=r"^https?://")]
+    auth: DestinationAuthConfig | None = None
+    # Instances per STOW-RS request; a delivery with more is sent in several requests.
+    max_instances_per_request: Annotated[int, Field(ge=1, le=10000)] = 100
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    tls: TlsClientConfig | None = None
 
 
 DestinationConfig = Annotated[

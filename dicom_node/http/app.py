@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_node import __version__
+from dicom_node.dicomweb import dicomweb_routes
 from dicom_node.http.context import ApiContext
 from dicom_node.http.jobs import job_routes
 from dicom_node.http.problems import (
@@ -35,6 +36,8 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     install_problem_handlers(app)
     app.include_router(job_routes(context))
+    if context.dicomweb is not None:
+        app.include_router(dicomweb_routes(context.dicomweb))
     index = context.index
 
     @app.get("/api/health")

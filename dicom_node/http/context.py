@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dicom_node.dicomweb import DicomWebContext
 from dicom_node.index import Index
 from dicom_node.jobs import JobQueue
 from dicom_node.series.completion import SeriesCompletion
@@ -28,3 +29,4 @@ class ApiContext:
     job_workers: Callable[[], tuple[int, int]] = _none_running
     completion: SeriesCompletion[Any] | None = None
     jobs: JobQueue | None = None
+    dicomweb: DicomWebContext | None = None

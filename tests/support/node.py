@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 READY = re.compile(
-    r"^ready dimse=(?P<dimse_host>[^ ]+):(?P<dimse>\d+) http=(?P<http_host>[^ ]+):(?P<http>\d+)$"
+    r"^ready dimse=(?P<dimse_host>[^ ]+):(?P<dimse>\d+) http=(?P<http_host>[^ ]+):(?P<http>\d+)"
+    r"(?P<extra>( [a-z_]+=[^ ]+)*)$"
 )
 
 

@@ -1,0 +1,13 @@
+"""WADO-RS (PS3.18): being written."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from dicom_node.dicomweb.context import DicomWebContext
+
+__all__ = ["wado_routes"]
+
+
+def wado_routes(context: DicomWebContext) -> APIRouter:
+    return APIRouter()
