@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 
-.PHONY: run install test test-deps peers lint format bench clean
+.PHONY: run install test test-deps peers viewer lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ run: $(RUN_STAMP)
 peers:
 	@bash scripts/install-peers.sh
 
-test-deps: $(TEST_STAMP) peers
+# OHIF's prebuilt viewer and playwright-core for tests/test_ohif.py (docs/VIEWER.md).
+viewer:
+	@bash scripts/fetch-viewer.sh
+
+test-deps: $(TEST_STAMP) peers viewer
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

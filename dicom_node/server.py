@@ -26,11 +26,13 @@ from dicom_node.dimse.scp import bind_listener
 from dicom_node.dimse.workers import WorkerPool
 from dicom_node.dispatch.dispatcher import Dispatcher
 from dicom_node.http.app import ApiContext, create_app
+from dicom_node.http.security import install_security
 from dicom_node.index import Index
 from dicom_node.jobs.executor import JobWorkers, job_queue
 from dicom_node.jobs.intake import job_hand_over
 from dicom_node.series.completion import SeriesCompletion
 from dicom_node.storage import InstanceStore
+from dicom_node.tls import BCP195_CIPHERS
 from pipelines import create_pipeline
 
 __all__ = ["serve"]
@@ -84,9 +86,15 @@ async def _run(config: NodeConfig) -> None:
         )
         listener = bind_listener(config.dimse)
         dimse_host, dimse_port = listener.getsockname()[:2]
+        tls_listener = None
+        ready_extra = ""
+        if config.dimse.tls is not None and config.dimse.tls.port is not None:
+            tls_listener = bind_listener(config.dimse, config.dimse.tls.port)
+            tls_host, tls_port = tls_listener.getsockname()[:2]
+            ready_extra = f" dimse_tls={_format_host(tls_host)}:{tls_port}"
         job_workers = JobWorkers(config, queue)
         job_workers.launch()  # they import pipelines while the DIMSE workers start
-        pool = WorkerPool(config, listener, config.dimse.worker_count())
+        pool = WorkerPool(config, listener, config.dimse.worker_count(), tls_listener)
         pool.start()
         job_workers.wait_ready()
         dispatcher = Dispatcher(config, index, queue.outbox)
@@ -118,8 +126,11 @@ async def _run(config: NodeConfig) -> None:
                     ae_title=config.node.ae_title,
                     max_request_bytes=config.http.max_request_bytes,
                 ),
+                viewer=config.http.viewer,
             )
         )
+        install_security(app, config.http)
+        https = config.http.tls
         http = _Server(
             uvicorn.Config(
                 app,
@@ -128,6 +139,9 @@ async def _run(config: NodeConfig) -> None:
                 log_config=None,
                 access_log=False,
                 lifespan="off",
+                ssl_certfile=https.certificate if https else None,
+                ssl_keyfile=https.key if https else None,
+                ssl_ciphers=BCP195_CIPHERS,
             )
         )
         loop = asyncio.get_running_loop()
@@ -144,7 +158,7 @@ async def _run(config: NodeConfig) -> None:
         http_host, http_port = http.servers[0].sockets[0].getsockname()[:2]
         sys.stdout.write(
             f"ready dimse={_format_host(dimse_host)}:{dimse_port}"
-            f" http={_format_host(http_host)}:{http_port}\n"
+            f" http={_format_host(http_host)}:{http_port}{ready_extra}\n"
         )
         sys.stdout.flush()
         logger.info("dicom-node ready", extra={"ae_title": config.node.ae_title})

@@ -3,7 +3,8 @@
 # apt-get as root, through sudo when that works without a password, else names what is missing.
 set -euo pipefail
 
-PACKAGES=(dcmtk orthanc orthanc-python orthanc-dicomweb dicom3tools redis-server postgresql iproute2)
+PACKAGES=(dcmtk orthanc orthanc-python orthanc-dicomweb dicom3tools redis-server postgresql iproute2
+  chromium)
 # One command that proves each package is there.
 declare -A PROBE=(
   [dcmtk]=storescu
@@ -11,6 +12,7 @@ declare -A PROBE=(
   [dicom3tools]=dciodvfy
   [redis-server]=redis-server
   [iproute2]=ip
+  [chromium]=chromium
 )
 
 missing=()

@@ -195,12 +195,25 @@ class DimseConfig(_Model):
 _SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
+def _check_secret_env(name: str) -> str:
+    """A secret's environment variable must be set (and not empty) when the config is loaded,
+    so that `config check` and the start both name a missing one (docs/SECURITY.md)."""
+    if not os.environ.get(name):
+        raise ValueError(f"environment variable {name} (holding a secret) is not set or empty")
+    return name
+
+
+SecretEnv = Annotated[
+    str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"), AfterValidator(_check_secret_env)
+]
+
+
 class _Secret(_Model):
     """A secret given as its SHA-256 (hex) or read from an environment variable at start;
     never in clear text in the file."""
 
     sha256: Annotated[str, Field(pattern=_SHA256_HEX)] | None = None
-    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    env: SecretEnv | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> _Secret:
@@ -248,11 +261,21 @@ class HttpTlsConfig(_Model):
     key: ExistingFile
 
 
+def _check_viewer_build(value: Path, info: ValidationInfo) -> Path:
+    """A folder with an index.html (an OHIF `dist/`); relative to the config file's folder."""
+    base = (info.context or {}).get("base")
+    if not value.is_absolute() and base is not None:
+        value = Path(base) / value
+    if not (value / "index.html").is_file():
+        raise ValueError(f"{str(value)!r} has no index.html: not a viewer build (an OHIF dist/)")
+    return value
+
+
 class ViewerConfig(_Model):
     """A static OHIF build (its `dist/` folder) served at the web root, reading the node's own
     DICOMweb same-origin (docs/VIEWER.md)."""
 
-    path: Path
+    path: Annotated[Path, AfterValidator(_check_viewer_build)]
 
 
 class HttpConfig(_Model):
@@ -390,7 +413,7 @@ class DestinationAuthConfig(_Model):
     kind: Literal["basic", "bearer"]
     username: str | None = None
     # Environment variable holding the password (basic) or the token (bearer).
-    secret_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    secret_env: SecretEnv
 
     @model_validator(mode="after")
     def _username_for_basic(self) -> DestinationAuthConfig:

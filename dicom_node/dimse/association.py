@@ -4,6 +4,11 @@ A plain blocking loop per association thread: read a PDU, collect its presentati
 values into a command and (optionally) a dataset, call the handler registered for the
 command, send the response. No polling, no hand-offs between threads (PS3.7 section 9,
 PS3.8 section 9).
+
+C-ECHO and C-STORE handlers return their one response (the ingest fast path). C-FIND,
+C-MOVE and C-GET are services: they get a ServiceExchange (dicom_node.dimse.exchange) to
+send several responses, notice a C-CANCEL-RQ and run C-STORE sub-operations on the same
+association, and send their final response themselves.
 """
 
 from __future__ import annotations
@@ -17,8 +22,16 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from dicom_node.dimse import pdu
-from dicom_node.dimse.commands import Command, CommandError, decode_command, encode_response
+from dicom_node.dimse.commands import (
+    C_CANCEL_RQ,
+    Command,
+    CommandError,
+    decode_command,
+    encode_response,
+)
+from dicom_node.dimse.exchange import ServiceExchange
 from dicom_node.dimse.negotiation import AcceptorPolicy, Negotiated, negotiate
+from dicom_node.dimse.status import Status
 
 __all__ = [
     "AssociationLog",
@@ -26,6 +39,7 @@ __all__ = [
     "DimseRequest",
     "Handler",
     "Reply",
+    "ServiceHandler",
     "serve_association",
 ]
 
@@ -64,6 +78,8 @@ class DimseRequest:
 
 
 Handler = Callable[[DimseRequest, "AssociationLog"], Reply]
+# A service sends every response itself through the exchange, the final one included.
+ServiceHandler = Callable[[DimseRequest, ServiceExchange, "AssociationLog"], None]
 
 
 @dataclass
@@ -80,11 +96,19 @@ class AssociationLog:
     warnings: int = 0
     failed: int = 0
     received_bytes: int = 0
+    finds: int = 0
+    moves: int = 0
+    gets: int = 0
+    # C-MOVE/C-GET sub-operations that completed (success or warning) / failed.
+    sub_completed: int = 0
+    sub_failed: int = 0
+    sent_bytes: int = 0
 
     def emit(self) -> None:
         logger.info(
             "association %s peer=%s calling=%s called=%s echo=%d stored=%d warnings=%d"
-            " failed=%d bytes=%d duration=%.3fs",
+            " failed=%d bytes=%d find=%d move=%d get=%d sub_completed=%d sub_failed=%d"
+            " sent_bytes=%d duration=%.3fs",
             self.outcome,
             self.peer,
             self.calling_ae_title,
@@ -94,6 +118,12 @@ class AssociationLog:
             self.warnings,
             self.failed,
             self.received_bytes,
+            self.finds,
+            self.moves,
+            self.gets,
+            self.sub_completed,
+            self.sub_failed,
+            self.sent_bytes,
             time.monotonic() - self.started,
             extra={"peer": self.peer, "calling_ae_title": self.calling_ae_title},
         )
@@ -105,6 +135,7 @@ class _Session:
         sock: socket.socket,
         negotiated: Negotiated,
         handlers: Mapping[int, Handler],
+        services: Mapping[int, ServiceHandler],
         record: AssociationLog,
         address: str,
         max_pdu: int,
@@ -112,6 +143,7 @@ class _Session:
         self.sock = sock
         self.negotiated = negotiated
         self.handlers = handlers
+        self.services = services
         self.record = record
         self.address = address
         self.max_pdu = max_pdu
@@ -167,6 +199,13 @@ class _Session:
         abstract_syntax, transfer_syntax = self.negotiated.contexts[self.context_id]
         handler = self.handlers.get(command.command_field)
         if handler is None:
+            service = self.services.get(command.command_field)
+            if service is not None:
+                self._serve(service, command, dataset)
+                return
+            if command.command_field == C_CANCEL_RQ:
+                # Nothing outstanding to cancel (it ended already): no response (PS3.7 9.3.2.3).
+                return
             reply = Reply(_UNRECOGNIZED_OPERATION)
         else:
             reply = handler(
@@ -185,6 +224,37 @@ class _Session:
         for message in pdu.p_data_pdus(self.context_id, encoded, self.negotiated.peer_max_pdu):
             self.sock.sendall(message)
 
+    def _serve(self, service: ServiceHandler, command: Command, dataset: bytes | None) -> None:
+        abstract_syntax, transfer_syntax = self.negotiated.contexts[self.context_id]
+        exchange = ServiceExchange(
+            self.sock, self.negotiated, command, self.context_id, self.max_pdu
+        )
+        request = DimseRequest(
+            command=command,
+            dataset=dataset,
+            abstract_syntax=abstract_syntax,
+            transfer_syntax=transfer_syntax,
+            calling_ae_title=self.negotiated.calling_ae_title,
+            called_ae_title=self.negotiated.called_ae_title,
+            address=self.address,
+        )
+        try:
+            service(request, exchange, self.record)
+        except (pdu.PduError, CommandError, OSError):
+            raise
+        except Exception:
+            logger.exception(
+                "DIMSE service 0x%04X failed unexpectedly",
+                command.command_field,
+                extra={"peer": self.record.peer},
+            )
+        finally:
+            self.record.sent_bytes += exchange.sent_bytes
+        if not exchange.finished:
+            exchange.respond(
+                Status.FAILURE_UNABLE_TO_PROCESS_INTERNAL_ERROR, error_comment="internal error"
+            )
+
 
 def serve_association(
     sock: socket.socket,
@@ -192,6 +262,7 @@ def serve_association(
     policy: AcceptorPolicy,
     handlers: Mapping[int, Handler],
     *,
+    services: Mapping[int, ServiceHandler] | None = None,
     at_capacity: Callable[[], bool],
     acse_timeout_s: float,
     network_timeout_s: float,
@@ -222,7 +293,9 @@ def serve_association(
             return
         record.outcome = "established"
         sock.settimeout(network_timeout_s)
-        _Session(sock, negotiated, handlers, record, address[0], policy.max_pdu_size).run()
+        _Session(
+            sock, negotiated, handlers, services or {}, record, address[0], policy.max_pdu_size
+        ).run()
     except (pdu.PduError, CommandError, OSError, ValueError, KeyError) as exc:
         if record.outcome in ("open", "established"):
             record.outcome = "aborted"

@@ -52,6 +52,9 @@ class Negotiated:
     # presentation context ID -> (abstract syntax, transfer syntax)
     contexts: dict[int, tuple[str, str]] = field(default_factory=dict)
     peer_max_pdu: int = 0
+    # Contexts on which the node may act as SCU: the requestor took the SCP role by SCP/SCU
+    # Role Selection (PS3.7 D.3.3.4), as C-GET needs for its C-STORE sub-operations.
+    scu_contexts: frozenset[int] = frozenset()
 
 
 def _reject(primitive: A_ASSOCIATE, reason: tuple[int, int, int], text: str) -> Negotiated:
@@ -160,6 +163,11 @@ def _negotiate(
         for context in results
         if context.result == 0x00 and context.context_id is not None
     }
+    scu_contexts = frozenset(
+        int(context.context_id)
+        for context in results
+        if context.result == 0x00 and context.context_id is not None and context.as_scu
+    )
     return Negotiated(
         reply=accept.encode(),
         accepted=True,
@@ -167,4 +175,5 @@ def _negotiate(
         called_ae_title=primitive.called_ae_title.strip(),
         contexts=contexts,
         peer_max_pdu=peer_max_pdu,
+        scu_contexts=scu_contexts,
     )

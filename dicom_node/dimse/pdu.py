@@ -23,6 +23,7 @@ __all__ = [
     "PduError",
     "PresentationDataValue",
     "abort_pdu",
+    "data_set_pdu",
     "iter_pdvs",
     "p_data_pdus",
     "read_pdu",
@@ -108,6 +109,12 @@ def p_data_pdus(context_id: int, command: bytes, max_length: int) -> list[bytes]
         pdv = _PDV_HEADER.pack(len(chunk) + 2, context_id, control) + chunk
         pdus.append(_HEADER.pack(P_DATA_TF, len(pdv)) + pdv)
     return pdus
+
+
+def data_set_pdu(context_id: int, fragment: bytes | memoryview, *, last: bool) -> bytes:
+    """One P-DATA-TF PDU carrying one data set fragment (PS3.8 E.2: control bit 0 clear)."""
+    pdv = _PDV_HEADER.pack(len(fragment) + 2, context_id, 0x02 if last else 0x00)
+    return _HEADER.pack(P_DATA_TF, len(pdv) + len(fragment)) + pdv + fragment
 
 
 def release_rp_pdu() -> bytes:

@@ -1,4 +1,5 @@
-"""The DIMSE SCP: C-ECHO and C-STORE with peer access control.
+"""The DIMSE SCP: C-ECHO, C-STORE and Query/Retrieve (C-FIND, C-MOVE, C-GET; PS3.4 annex C,
+dicom_node.dimse.services) with peer access control.
 
 pynetdicom supplies the PDU and command-set codecs and presentation-context negotiation; the
 transport is our own thread-per-association loop (dicom_node.dimse.association), because
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -29,9 +31,12 @@ from dicom_node.dimse.association import (
     DimseRequest,
     Handler,
     Reply,
+    ServiceHandler,
     serve_association,
 )
 from dicom_node.dimse.negotiation import AcceptorPolicy
+from dicom_node.dimse.qr import QueryRetrieveContext, query_retrieve_contexts
+from dicom_node.dimse.services import query_retrieve_services
 from dicom_node.dimse.status import Status
 from dicom_node.dimse.syntaxes import ACCEPTED_TRANSFER_SYNTAXES
 from dicom_node.errors import (
@@ -43,6 +48,7 @@ from dicom_node.errors import (
 )
 from dicom_node.storage import InstanceStore, Receipt
 from dicom_node.storage.instances import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from dicom_node.tls import server_context
 
 __all__ = ["DimseServer", "bind_listener"]
 
@@ -67,15 +73,21 @@ def _failure_status(error: StorageError) -> Status:
     return Status.FAILURE_PROCESSING
 
 
-def _supported_contexts() -> list[PresentationContext]:
+def _supported_contexts(query_retrieve: bool) -> list[PresentationContext]:
     syntaxes: list[str | UID] = list(ACCEPTED_TRANSFER_SYNTAXES)
     contexts = [build_context(Verification, syntaxes)]
-    contexts += [
+    storage = [
         build_context(context.abstract_syntax, syntaxes)
         for context in AllStoragePresentationContexts
         if context.abstract_syntax is not None
     ]
-    return contexts
+    if query_retrieve:
+        # SCP/SCU Role Selection accepted for storage (PS3.7 D.3.3.4): a C-GET requestor
+        # takes the SCP role and the node sends its C-STORE sub-operations as SCU.
+        for context in storage:
+            context.scu_role, context.scp_role = True, True
+        contexts += query_retrieve_contexts()
+    return contexts + storage
 
 
 def handle_echo(_request: DimseRequest, record: AssociationLog) -> Reply:
@@ -119,12 +131,12 @@ def make_store_handler(store: InstanceStore) -> Handler:
     return handle_store
 
 
-def bind_listener(config: DimseConfig) -> socket.socket:
-    """A listening TCP socket on dimse.host/port (port 0: a free port)."""
+def bind_listener(config: DimseConfig, port: int | None = None) -> socket.socket:
+    """A listening TCP socket on dimse.host and `port` (default dimse.port; 0: a free port)."""
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((config.host, config.port))
+    listener.bind((config.host, config.port if port is None else port))
     listener.listen(128)
     return listener
 
@@ -132,12 +144,19 @@ def bind_listener(config: DimseConfig) -> socket.socket:
 class DimseServer:
     """Listens, accepts, and runs each association in its own thread."""
 
-    def __init__(self, config: DimseConfig, ae_title: str, store: InstanceStore) -> None:
+    def __init__(
+        self,
+        config: DimseConfig,
+        ae_title: str,
+        store: InstanceStore,
+        query_retrieve: QueryRetrieveContext | None = None,
+    ) -> None:
+        """`query_retrieve`: what the C-FIND/C-MOVE/C-GET SCP needs (None: not offered)."""
         self._config = config
         self._policy = AcceptorPolicy(
             ae_title=ae_title,
             allowed_peers=config.allowed_peers,
-            supported_contexts=_supported_contexts(),
+            supported_contexts=_supported_contexts(query_retrieve is not None),
             max_pdu_size=config.max_pdu_size,
             implementation_class_uid=IMPLEMENTATION_CLASS_UID,
             implementation_version_name=IMPLEMENTATION_VERSION_NAME,
@@ -146,8 +165,15 @@ class DimseServer:
             CommandField.C_ECHO_RQ: handle_echo,
             CommandField.C_STORE_RQ: make_store_handler(store),
         }
+        self._services: Mapping[int, ServiceHandler] = (
+            query_retrieve_services(query_retrieve) if query_retrieve is not None else {}
+        )
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
+        # dimse.tls: the handshake runs in the association's thread (PS3.15 B.9).
+        self._tls_context = server_context(config.tls) if config.tls is not None else None
+        self._tls_listener: socket.socket | None = None
+        self._tls_acceptor: threading.Thread | None = None
         self._stopping = threading.Event()
         self._active: dict[threading.Thread, socket.socket] = {}
         self._active_lock = threading.Lock()
@@ -159,23 +185,41 @@ class DimseServer:
         host, port = self._listener.getsockname()[:2]
         return str(host), int(port)
 
-    def start(self, listener: socket.socket | None = None) -> tuple[str, int]:
+    def start(
+        self, listener: socket.socket | None = None, tls_listener: socket.socket | None = None
+    ) -> tuple[str, int]:
         """Serve on `listener` (a listening socket shared with other worker processes), or
-        on a new one bound to dimse.host/port."""
+        on a new one bound to dimse.host/port. With dimse.tls and no dimse.tls.port that
+        socket speaks only TLS; with dimse.tls.port it stays plain and `tls_listener` (or a
+        new socket on that port) speaks TLS."""
         listener = listener or bind_listener(self._config)
         listener.settimeout(0.2)
         self._listener = listener
-        self._acceptor = threading.Thread(target=self._accept_loop, name="dimse-accept")
+        tls = self._config.tls
+        separate_tls = tls is not None and tls.port is not None
+        self._acceptor = threading.Thread(
+            target=self._accept_loop,
+            args=(listener, None if separate_tls else self._tls_context),
+            name="dimse-accept",
+        )
         self._acceptor.start()
+        if tls is not None and tls.port is not None:
+            tls_listener = tls_listener or bind_listener(self._config, tls.port)
+            tls_listener.settimeout(0.2)
+            self._tls_listener = tls_listener
+            self._tls_acceptor = threading.Thread(
+                target=self._accept_loop,
+                args=(tls_listener, self._tls_context),
+                name="dimse-accept-tls",
+            )
+            self._tls_acceptor.start()
         return self.address
 
     def _at_capacity(self) -> bool:
         with self._active_lock:
             return len(self._active) > self._config.max_associations
 
-    def _accept_loop(self) -> None:
-        listener = self._listener
-        assert listener is not None
+    def _accept_loop(self, listener: socket.socket, tls_context: ssl.SSLContext | None) -> None:
         while not self._stopping.is_set():
             try:
                 connection, address = listener.accept()
@@ -191,19 +235,51 @@ class DimseServer:
             # Without TCP_NODELAY every small PDU waits for the peer's delayed ACK (~40 ms).
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             thread = threading.Thread(
-                target=self._run, args=(connection, address), name=f"dimse-{address[0]}"
+                target=self._run,
+                args=(connection, address, tls_context),
+                name=f"dimse-{address[0]}",
             )
             with self._active_lock:
                 self._active[thread] = connection
             thread.start()
 
-    def _run(self, connection: socket.socket, address: tuple[str, int]) -> None:
+    def _handshake(
+        self, connection: socket.socket, address: tuple[str, int], context: ssl.SSLContext
+    ) -> ssl.SSLSocket | None:
+        """The TLS server handshake, bounded by the ACSE timeout. A failed one (a plain
+        association on a TLS port, no or an untrusted client certificate) is logged and the
+        connection closed: the peer gets no association."""
+        connection.settimeout(self._config.acse_timeout_s)
         try:
+            secured = context.wrap_socket(connection, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            connection.close()
+            peer = f"{address[0]}:{address[1]}"
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            logger.warning("TLS handshake failed peer=%s: %s", peer, reason, extra={"peer": peer})
+            return None
+        with self._active_lock:
+            self._active[threading.current_thread()] = secured
+        return secured
+
+    def _run(
+        self,
+        connection: socket.socket,
+        address: tuple[str, int],
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        try:
+            if tls_context is not None:
+                secured = self._handshake(connection, address, tls_context)
+                if secured is None:
+                    return
+                connection = secured
             serve_association(
                 connection,
                 address,
                 self._policy,
                 self._handlers,
+                services=self._services,
                 at_capacity=self._at_capacity,
                 acse_timeout_s=self._config.acse_timeout_s,
                 network_timeout_s=self._config.network_timeout_s,
@@ -217,10 +293,14 @@ class DimseServer:
         if self._listener is None:
             return
         self._stopping.set()
-        if self._acceptor is not None:
-            self._acceptor.join()
+        for acceptor in (self._acceptor, self._tls_acceptor):
+            if acceptor is not None:
+                acceptor.join()
         self._listener.close()
         self._listener = None
+        if self._tls_listener is not None:
+            self._tls_listener.close()
+            self._tls_listener = None
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
             with self._active_lock:
@@ -232,6 +312,8 @@ class DimseServer:
         for thread, connection in running:
             logger.warning("aborting association still running at shutdown")
             with contextlib.suppress(OSError):
-                connection.sendall(pdu.abort_pdu(0x02, 0x00))
+                if not isinstance(connection, ssl.SSLSocket):
+                    # A TLS stream must not be written while its own thread reads it.
+                    connection.sendall(pdu.abort_pdu(0x02, 0x00))
                 connection.shutdown(socket.SHUT_RDWR)
             thread.join(timeout=10)

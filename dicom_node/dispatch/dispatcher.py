@@ -1,8 +1,9 @@
 """The dispatcher: a thread of the main process that works through the outbox.
 
-Every due delivery is sent whole to its destination (kind `dimse` today); success marks it
-sent, any failure schedules the next attempt with exponential backoff or dead-letters it after
-the destination's `max_attempts`. Deliveries a crash left half-sent are pending again at start.
+Every due delivery is sent whole to its destination (C-STORE for kind `dimse`, STOW-RS for
+kind `dicomweb`); success marks it sent, any failure schedules the next attempt with
+exponential backoff or dead-letters it after the destination's `max_attempts`. Deliveries a
+crash left half-sent are pending again at start.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dicom_node.config.models import (
     DimseDestinationConfig,
     NodeConfig,
 )
+from dicom_node.dispatch.dicomweb import send_dicomweb
 from dicom_node.dispatch.dimse import send_dimse
 from dicom_node.dispatch.outbox import Delivery, DeliveryState, Outbox
 from dicom_node.errors import DispatchError
@@ -34,7 +36,7 @@ def _send(destination: DestinationConfig, calling_ae_title: str, files: Sequence
     if isinstance(destination, DimseDestinationConfig):
         send_dimse(destination, calling_ae_title, files)
     elif isinstance(destination, DicomWebDestinationConfig):
-        raise DispatchError("dicomweb destinations are not supported yet (STOW-RS client)")
+        send_dicomweb(destination, files)
 
 
 class Dispatcher:

@@ -20,6 +20,7 @@ from dicom_node.http.problems import (
     problem_response,
     require_uid,
 )
+from dicom_node.http.viewer import install_viewer
 from dicom_node.series import series_state
 
 __all__ = ["ApiContext", "create_app"]
@@ -119,4 +120,6 @@ def create_app(context: ApiContext) -> FastAPI:
             ],
         }
 
+    if context.viewer is not None:
+        install_viewer(app, context.viewer)  # the fallback: every route above comes first
     return app

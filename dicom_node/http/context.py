@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dicom_node.config.models import ViewerConfig
 from dicom_node.dicomweb import DicomWebContext
 from dicom_node.index import Index
 from dicom_node.jobs import JobQueue
@@ -30,3 +31,5 @@ class ApiContext:
     completion: SeriesCompletion[Any] | None = None
     jobs: JobQueue | None = None
     dicomweb: DicomWebContext | None = None
+    # The OHIF build served at the web root (http.viewer); None serves no viewer.
+    viewer: ViewerConfig | None = None

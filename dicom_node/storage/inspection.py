@@ -9,15 +9,17 @@ transfers and wrong value lengths, which pydicom's reader would otherwise tolera
 from __future__ import annotations
 
 import io
+import warnings
 import zlib
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import cast
 
-from pydicom.charset import default_encoding
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import data_element_generator
+from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
@@ -27,6 +29,7 @@ __all__ = ["InstanceHeader", "read_header"]
 
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_SPECIFIC_CHARACTER_SET = BaseTag(0x00080005)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,24 @@ def _raw_elements(encoded: bytes | bytearray, syntax: UID) -> dict[BaseTag, RawD
     return elements
 
 
+def _python_encodings(dataset: Dataset) -> list[str]:
+    """The Python codecs for the dataset's Specific Character Set (PS3.5 6.1), read from the raw
+    element so that the element itself stays raw (the index reads it without pydicom)."""
+    item = dataset.get_item(_SPECIFIC_CHARACTER_SET)
+    if item is None:
+        return [default_encoding]
+    raw = item.value if isinstance(item, RawDataElement) else None
+    if isinstance(raw, bytes | bytearray):
+        terms = [term.strip(" \x00") for term in bytes(raw).decode("ascii", "replace").split("\\")]
+    else:
+        value = dataset[_SPECIFIC_CHARACTER_SET].value
+        terms = [str(term) for term in (value if isinstance(value, list | MultiValue) else [value])]
+    with warnings.catch_warnings():
+        # An unknown term falls back to the default repertoire; storing must not fail on it.
+        warnings.simplefilter("ignore")
+        return list(convert_encodings(terms or [""]))
+
+
 def read_header(encoded: bytes | bytearray, transfer_syntax_uid: str) -> InstanceHeader:
     """Parse the dataset `encoded` (no preamble or file meta) as sent in `transfer_syntax_uid`.
 
@@ -93,6 +114,7 @@ def read_header(encoded: bytes | bytearray, transfer_syntax_uid: str) -> Instanc
     plain = _inflate(encoded) if syntax == DeflatedExplicitVRLittleEndian else encoded
     elements = _raw_elements(plain, syntax)
     dataset = Dataset(cast(MutableMapping[BaseTag, DataElement | RawDataElement], elements))
-    charset = dataset.get("SpecificCharacterSet", default_encoding)
-    dataset.set_original_encoding(syntax.is_implicit_VR, syntax.is_little_endian, charset)
+    dataset.set_original_encoding(
+        syntax.is_implicit_VR, syntax.is_little_endian, _python_encodings(dataset)
+    )
     return InstanceHeader(dataset=dataset, transfer_syntax_uid=syntax)

@@ -49,6 +49,8 @@ class NodeProcess:
     process: subprocess.Popen[str] | None = None
     dimse_port: int = 0
     http_port: int = 0
+    # The separate DICOM TLS port (dimse.tls.port), from the ready line's dimse_tls token.
+    dimse_tls_port: int = 0
     stdout_lines: list[str] = field(default_factory=list)
     stderr_path: Path | None = None
     _reader: threading.Thread | None = None
@@ -63,7 +65,8 @@ class NodeProcess:
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.config.get("http", {}).get("tls") else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     def start(self, timeout_s: float = 30.0) -> NodeProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +93,8 @@ class NodeProcess:
                 if match:
                     self.dimse_port = int(match["dimse"])
                     self.http_port = int(match["http"])
+                    tls = re.search(r" dimse_tls=[^ ]+:(\d+)", match["extra"])
+                    self.dimse_tls_port = int(tls[1]) if tls else 0
                     ready.set()
 
         self._reader = threading.Thread(target=read_stdout, daemon=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -16,8 +17,16 @@ from tests.support.peers import free_port, require_command
 ORTHANC_AE = "ORTHANC"
 
 
-def _get(url: str, timeout_s: float = 10) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+def _request(url: str, credentials: tuple[str, str] | None) -> urllib.request.Request:
+    request = urllib.request.Request(url)
+    if credentials is not None:
+        token = base64.b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    return request
+
+
+def _get(url: str, timeout_s: float = 10, credentials: tuple[str, str] | None = None) -> Any:
+    with urllib.request.urlopen(_request(url, credentials), timeout=timeout_s) as response:
         return json.loads(response.read())
 
 
@@ -27,6 +36,8 @@ class OrthancProcess:
     modalities: dict[str, list[Any]] = field(default_factory=dict)
     # Further Orthanc settings, over the defaults below.
     settings: dict[str, Any] = field(default_factory=dict)
+    # (user, password) for Orthanc's own REST calls when settings enable authentication.
+    credentials: tuple[str, str] | None = None
     dicom_port: int = 0
     http_port: int = 0
     process: subprocess.Popen[bytes] | None = None
@@ -72,7 +83,7 @@ class OrthancProcess:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                _get(f"{self.url}/system", timeout_s=2)
+                _get(f"{self.url}/system", timeout_s=2, credentials=self.credentials)
                 return self
             except OSError as exc:
                 if self.process.poll() is not None or time.monotonic() > deadline:
@@ -85,7 +96,7 @@ class OrthancProcess:
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
     def get(self, path: str) -> Any:
-        return _get(f"{self.url}{path}")
+        return _get(f"{self.url}{path}", credentials=self.credentials)
 
     def instances_by_modality(self) -> dict[str, list[str]]:
         """Orthanc instance ids grouped by the Modality of their series."""
@@ -97,7 +108,8 @@ class OrthancProcess:
         return found
 
     def file(self, instance_id: str) -> bytes:
-        with urllib.request.urlopen(f"{self.url}/instances/{instance_id}/file", timeout=30) as r:
+        request = _request(f"{self.url}/instances/{instance_id}/file", self.credentials)
+        with urllib.request.urlopen(request, timeout=30) as r:
             data: bytes = r.read()
             return data
 
