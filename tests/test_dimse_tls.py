@@ -18,6 +18,7 @@ from dicom_node.errors import DispatchError
 from dicom_node.phantom import write_phantom_series
 from tests.conftest import NodeFactory
 from tests.support.dicom import dataset_bytes, dcmtk, storescu
+from tests.support.dimse_output import final_response
 from tests.support.node import NodeProcess
 from tests.support.peers import free_port, require_command
 from tests.support.tls import Pki, make_pki
@@ -234,3 +235,40 @@ def test_send_dimse_refuses_a_server_its_ca_does_not_trust(
     with pytest.raises(DispatchError, match="aborted or unreachable"):
         send_dimse(untrusting, "DICOM_NODE", instances)
     assert list(tls_storescp.folder.iterdir()) == []
+
+
+def test_move_sub_operations_use_the_destinations_tls(
+    start_node: NodeFactory, tls_storescp: TlsStoreScp, pki: Pki, instances: list[Path]
+) -> None:
+    node = start_node(
+        {
+            "destinations": {
+                "secure": {
+                    "kind": "dimse",
+                    "ae_title": "SECURE_SCP",
+                    "host": "127.0.0.1",
+                    "port": tls_storescp.port,
+                    "timeout_s": 10,
+                    "tls": {
+                        "ca_certificates": str(pki.ca),
+                        "certificate": str(pki.client_certificate),
+                        "key": str(pki.client_key),
+                    },
+                }
+            }
+        }
+    )
+    assert storescu(node.dimse_port, instances).returncode == 0
+    study = pydicom.dcmread(instances[0], stop_before_pixels=True).StudyInstanceUID
+    result = dcmtk(
+        "movescu", "-d", "-S", "-aem", "SECURE_SCP", "-k", "QueryRetrieveLevel=STUDY",
+        "-k", f"StudyInstanceUID={study}", "127.0.0.1", str(node.dimse_port),
+    )  # fmt: skip
+    final = final_response(result.stdout + result.stderr)
+    assert (final.status, final.counts["completed"], final.counts["failed"]) == (
+        0x0000,
+        len(instances),
+        0,
+    )
+    received = sorted(tls_storescp.folder.iterdir())
+    assert {dataset_bytes(path) for path in received} == {dataset_bytes(path) for path in instances}

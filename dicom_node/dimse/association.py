@@ -196,40 +196,25 @@ class _Session:
         command = self.command_set
         assert command is not None
         self.command_set = None
-        abstract_syntax, transfer_syntax = self.negotiated.contexts[self.context_id]
         handler = self.handlers.get(command.command_field)
         if handler is None:
             service = self.services.get(command.command_field)
             if service is not None:
-                self._serve(service, command, dataset)
+                self._serve(service, self._request(command, dataset))
                 return
             if command.command_field == C_CANCEL_RQ:
                 # Nothing outstanding to cancel (it ended already): no response (PS3.7 9.3.2.3).
                 return
             reply = Reply(_UNRECOGNIZED_OPERATION)
         else:
-            reply = handler(
-                DimseRequest(
-                    command=command,
-                    dataset=dataset,
-                    abstract_syntax=abstract_syntax,
-                    transfer_syntax=transfer_syntax,
-                    calling_ae_title=self.negotiated.calling_ae_title,
-                    called_ae_title=self.negotiated.called_ae_title,
-                    address=self.address,
-                ),
-                self.record,
-            )
+            reply = handler(self._request(command, dataset), self.record)
         encoded = encode_response(command, reply.status, reply.error_comment)
         for message in pdu.p_data_pdus(self.context_id, encoded, self.negotiated.peer_max_pdu):
             self.sock.sendall(message)
 
-    def _serve(self, service: ServiceHandler, command: Command, dataset: bytes | None) -> None:
+    def _request(self, command: Command, dataset: bytes | None) -> DimseRequest:
         abstract_syntax, transfer_syntax = self.negotiated.contexts[self.context_id]
-        exchange = ServiceExchange(
-            self.sock, self.negotiated, command, self.context_id, self.max_pdu
-        )
-        request = DimseRequest(
+        return DimseRequest(
             command=command,
             dataset=dataset,
             abstract_syntax=abstract_syntax,
@@ -237,6 +222,12 @@ class _Session:
             calling_ae_title=self.negotiated.calling_ae_title,
             called_ae_title=self.negotiated.called_ae_title,
             address=self.address,
+        )
+
+    def _serve(self, service: ServiceHandler, request: DimseRequest) -> None:
+        command = request.command
+        exchange = ServiceExchange(
+            self.sock, self.negotiated, command, self.context_id, self.max_pdu
         )
         try:
             service(request, exchange, self.record)

@@ -118,8 +118,14 @@ def _text_value(value: str, padding: bytes) -> bytes:
     return encoded + padding if len(encoded) % 2 else encoded
 
 
-def encode_response(request: Command, status: int, error_comment: str = "") -> bytes:
-    """The response to `request` (bit 15 set on its Command Field), with its group length."""
+def _encode_command(elements: list[tuple[int, bytes]]) -> bytes:
+    body = b"".join(_ELEMENT.pack(0, number, len(value)) + value for number, value in elements)
+    return _ELEMENT.pack(0, 0, 4) + struct.pack("<I", len(body)) + body
+
+
+def _response_header(request: Command, status: int, data_set_type: int) -> list[tuple[int, bytes]]:
+    """The elements every response starts with (PS3.7 9.3): SOP class, command field with bit
+    15 set, the request's message ID, data set type and status."""
     elements: list[tuple[int, bytes]] = []
     sop_class = request.affected_sop_class_uid
     if sop_class:
@@ -127,16 +133,21 @@ def encode_response(request: Command, status: int, error_comment: str = "") -> b
     elements += [
         (COMMAND_FIELD, _US.pack(request.command_field | 0x8000)),
         (MESSAGE_ID_BEING_RESPONDED_TO, _US.pack(request.message_id)),
-        (COMMAND_DATA_SET_TYPE, _US.pack(NO_DATA_SET)),
+        (COMMAND_DATA_SET_TYPE, _US.pack(data_set_type)),
         (STATUS, _US.pack(status)),
     ]
+    return elements
+
+
+def encode_response(request: Command, status: int, error_comment: str = "") -> bytes:
+    """The response to `request` (bit 15 set on its Command Field), with its group length."""
+    elements = _response_header(request, status, NO_DATA_SET)
     if error_comment:
         elements.append((ERROR_COMMENT, _text_value(error_comment[:64], b" ")))
     sop_instance = request.affected_sop_instance_uid
     if sop_instance:
         elements.append((AFFECTED_SOP_INSTANCE_UID, _text_value(sop_instance, b"\x00")))
-    body = b"".join(_ELEMENT.pack(0, number, len(value)) + value for number, value in elements)
-    return _ELEMENT.pack(0, 0, 4) + struct.pack("<I", len(body)) + body
+    return _encode_command(elements)
 
 
 @dataclass(frozen=True)
@@ -147,11 +158,6 @@ class SubOperations:
     completed: int
     failed: int
     warning: int
-
-
-def _encode_command(elements: list[tuple[int, bytes]]) -> bytes:
-    body = b"".join(_ELEMENT.pack(0, number, len(value)) + value for number, value in elements)
-    return _ELEMENT.pack(0, 0, 4) + struct.pack("<I", len(body)) + body
 
 
 def encode_service_response(
@@ -166,16 +172,7 @@ def encode_service_response(
     """A C-FIND, C-MOVE or C-GET response (PS3.7 9.3.2.2, 9.3.3.2, 9.3.4.2): an identifier
     follows when `has_data_set`; sub-operation counts for C-MOVE/C-GET; Offending Element
     (AT, each tag as group and element) for an identifier that does not match the SOP class."""
-    elements: list[tuple[int, bytes]] = []
-    sop_class = request.affected_sop_class_uid
-    if sop_class:
-        elements.append((AFFECTED_SOP_CLASS_UID, _text_value(sop_class, b"\x00")))
-    elements += [
-        (COMMAND_FIELD, _US.pack(request.command_field | 0x8000)),
-        (MESSAGE_ID_BEING_RESPONDED_TO, _US.pack(request.message_id)),
-        (COMMAND_DATA_SET_TYPE, _US.pack(DATA_SET_PRESENT if has_data_set else NO_DATA_SET)),
-        (STATUS, _US.pack(status)),
-    ]
+    elements = _response_header(request, status, DATA_SET_PRESENT if has_data_set else NO_DATA_SET)
     if offending_elements:
         tags = b"".join(struct.pack("<HH", tag >> 16, tag & 0xFFFF) for tag in offending_elements)
         elements.append((OFFENDING_ELEMENT, tags))
