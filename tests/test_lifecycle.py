@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ from tests.support.dicom import dcmtk, storescu
 from tests.support.node import NodeProcess
 from tests.support.peers import require_command, shared_data
 from tests.support.phantom import write_ct_series
+from tests.support.processes import wait_until, worker_pids
 
 
 def test_ready_line_names_both_listening_ports(node: NodeProcess) -> None:
@@ -79,32 +79,6 @@ def test_association_is_logged_once_without_patient_identifiers(
     assert "peer=127.0.0.1:" in lines[0]
     assert "SECRETNAME" not in log
     assert "SECRET-ID-123" not in log
-
-
-def worker_pids(node: NodeProcess, module: str = "dicom_node.dimse.workers") -> list[int]:
-    """Child processes of the node running `module` (DIMSE or job workers)."""
-    assert node.process is not None
-    # Each thread's children are listed under its own task (the supervisor thread restarts).
-    tasks = Path(f"/proc/{node.process.pid}/task").glob("*/children")
-    pids = sorted(int(pid) for task in tasks for pid in task.read_text().split())
-    found = []
-    for pid in pids:
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except FileNotFoundError:
-            continue
-        if module.encode() in command:
-            found.append(pid)
-    return found
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 20) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_configured_number_of_dimse_workers_run(start_node: NodeFactory) -> None:

@@ -187,9 +187,14 @@ class DimseConfig(_Model):
     max_find_results: Annotated[int, Field(ge=0)] = 10000
 
     def worker_count(self) -> int:
-        if self.workers == "auto":
-            return max(1, min(os.cpu_count() or 1, 4))
-        return self.workers
+        return _worker_count(self.workers)
+
+
+def _worker_count(workers: int | Literal["auto"]) -> int:
+    """A `workers` setting as a number ("auto": one per CPU, at most 4)."""
+    if workers == "auto":
+        return max(1, min(os.cpu_count() or 1, 4))
+    return workers
 
 
 _SHA256_HEX = r"^[0-9a-f]{64}$"
@@ -289,6 +294,13 @@ class HttpConfig(_Model):
     # Largest request body accepted (STOW-RS); larger requests get 413 and nothing is stored.
     max_request_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024**3
     viewer: ViewerConfig | None = None
+    # Processes serving HTTP on the one port ("auto": one per CPU, at most 4), as dimse.workers.
+    workers: Annotated[int, Field(ge=1, le=32)] | Literal["auto"] = "auto"
+    # On shutdown, requests still running after this many seconds are cancelled.
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = 10.0
+
+    def worker_count(self) -> int:
+        return _worker_count(self.workers)
 
 
 class DuplicatePolicy(StrEnum):

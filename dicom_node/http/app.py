@@ -47,16 +47,26 @@ def create_app(context: ApiContext) -> FastAPI:
             index.ping()
         except SQLAlchemyError:
             return problem_response(503, "Index unavailable", "the index database did not answer")
-        running, configured = context.dimse_workers()
-        if running == 0:
+        status = context.node_status()
+        if status is None:
+            return problem_response(
+                503, "Supervisor not answering", "the main process has not reported its workers"
+            )
+        if status.dimse_workers.running == 0:
             return problem_response(503, "DIMSE unavailable", "no DIMSE worker is running")
-        jobs_running, jobs_configured = context.job_workers()
-        healthy = running == configured and jobs_running == jobs_configured
+        counts = {
+            "dimse_workers": status.dimse_workers,
+            "job_workers": status.job_workers,
+            "http_workers": status.http_workers,
+        }
+        healthy = all(count.complete for count in counts.values())
         return JSONResponse(
             {
                 "status": "ok" if healthy else "degraded",
-                "dimse_workers": {"running": running, "configured": configured},
-                "job_workers": {"running": jobs_running, "configured": jobs_configured},
+                **{
+                    name: {"running": count.running, "configured": count.configured}
+                    for name, count in counts.items()
+                },
                 "version": __version__,
                 "ae_title": context.ae_title,
                 "database": index.dialect,

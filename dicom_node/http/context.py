@@ -10,13 +10,14 @@ from dicom_node.config.models import ViewerConfig
 from dicom_node.dicomweb import DicomWebContext
 from dicom_node.index import Index
 from dicom_node.jobs import JobQueue
+from dicom_node.node_status import NodeStatus
 from dicom_node.series.completion import SeriesCompletion
 
 __all__ = ["ApiContext"]
 
 
-def _none_running() -> tuple[int, int]:
-    return (0, 0)
+def _no_status() -> NodeStatus | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,8 @@ class ApiContext:
     stable_after_s: float
     ae_title: str
     storage_path: str
-    # (running, configured) DIMSE worker processes and job worker processes
-    dimse_workers: Callable[[], tuple[int, int]] = _none_running
-    job_workers: Callable[[], tuple[int, int]] = _none_running
+    # The worker counts the main process published; None when it has not answered lately.
+    node_status: Callable[[], NodeStatus | None] = _no_status
     completion: SeriesCompletion[Any] | None = None
     jobs: JobQueue | None = None
     dicomweb: DicomWebContext | None = None

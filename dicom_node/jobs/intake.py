@@ -16,10 +16,18 @@ from dicom_node.config.models import NodeConfig
 from dicom_node.jobs.queue import JobQueue, JobRequest
 from dicom_node.routing import SeriesDescriptor, evaluate_routes
 from dicom_node.series.completion import HandOver, SeriesReady, read_header
+from pipelines import create_pipeline
 
-__all__ = ["job_hand_over", "job_requests"]
+__all__ = ["job_hand_over", "job_requests", "pipeline_versions"]
 
 logger = logging.getLogger(__name__)
+
+
+def pipeline_versions(config: NodeConfig) -> dict[str, str]:
+    """Version of every routed pipeline (part of the job key). Creating a pipeline is cheap:
+    pipelines load their models on first use, in the job workers."""
+    names = {route.pipeline for route in config.routes}
+    return {name: create_pipeline(name, config.pipelines.get(name, {})).version for name in names}
 
 
 def job_requests(
