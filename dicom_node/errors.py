@@ -48,23 +48,27 @@ class ConfigError(DicomNodeError):
 
 class StorageError(DicomNodeError):
     """An instance was not stored. The message is short and safe to send to the peer
-    (no patient data); it becomes the DIMSE ErrorComment or the HTTP problem detail."""
+    (no patient data); it becomes the DIMSE ErrorComment or the HTTP problem detail.
+    `status` is the storage status it means (PS3.4 B.2.3), the C-STORE response Status and
+    the STOW-RS Failure Reason (PS3.18 I.2.2) alike."""
+
+    status = 0x0110  # Processing failure
 
 
 class InvalidInstanceError(StorageError):
-    pass
+    status = 0xC000  # Error: cannot understand
 
 
 class SopClassMismatchError(InvalidInstanceError):
-    pass
+    status = 0xA900  # Error: data set does not match SOP class
 
 
 class DuplicateInstanceError(StorageError):
-    pass
+    status = 0x0111  # Failure: duplicate SOP instance
 
 
 class OutOfResourcesError(StorageError):
-    pass
+    status = 0xA700  # Refused: out of resources
 
 
 class VolumeAssemblyError(DicomNodeError):

@@ -35,10 +35,6 @@ from dicom_node.dicomweb.multipart import MultipartError, Part, parse_media_type
 from dicom_node.dicomweb.part10 import META_WINDOW, FileMeta, read_file_meta
 from dicom_node.dicomweb.urls import service_base
 from dicom_node.errors import (
-    DuplicateInstanceError,
-    InvalidInstanceError,
-    OutOfResourcesError,
-    SopClassMismatchError,
     StorageError,
 )
 from dicom_node.http.problems import ProblemError, require_uid
@@ -89,18 +85,6 @@ class PartResult:
     outcome: StoreOutcome | None = None
     failure: FailureReason | None = None
     detail: str = ""
-
-
-def _failure_reason(error: StorageError) -> FailureReason:
-    if isinstance(error, OutOfResourcesError):
-        return FailureReason.OUT_OF_RESOURCES
-    if isinstance(error, SopClassMismatchError):
-        return FailureReason.DATASET_DOES_NOT_MATCH_SOP_CLASS
-    if isinstance(error, InvalidInstanceError):
-        return FailureReason.CANNOT_UNDERSTAND
-    if isinstance(error, DuplicateInstanceError):
-        return FailureReason.DUPLICATE_SOP_INSTANCE
-    return FailureReason.PROCESSING_FAILURE
 
 
 def _check_content_type(header: str | None) -> str:
@@ -174,7 +158,7 @@ class _Storer:
         except _PartFailure as exc:
             return self._failed(meta, exc.reason, str(exc))
         except StorageError as exc:
-            return self._failed(meta, _failure_reason(exc), str(exc))
+            return self._failed(meta, FailureReason(exc.status), str(exc))
         except Exception:
             logger.exception("STOW-RS part failed unexpectedly")
             return self._failed(meta, FailureReason.PROCESSING_FAILURE, "internal error")

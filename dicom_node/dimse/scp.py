@@ -40,10 +40,7 @@ from dicom_node.dimse.services import query_retrieve_services
 from dicom_node.dimse.status import Status
 from dicom_node.dimse.syntaxes import ACCEPTED_TRANSFER_SYNTAXES
 from dicom_node.errors import (
-    DuplicateInstanceError,
     InvalidInstanceError,
-    OutOfResourcesError,
-    SopClassMismatchError,
     StorageError,
 )
 from dicom_node.storage import InstanceStore, Receipt
@@ -59,18 +56,6 @@ _ERROR_COMMENT_MAX = 64  # LO (PS3.5 6.2)
 
 def _status(code: Status, comment: str = "") -> Reply:
     return Reply(int(code), comment[:_ERROR_COMMENT_MAX])
-
-
-def _failure_status(error: StorageError) -> Status:
-    if isinstance(error, OutOfResourcesError):
-        return Status.REFUSED_OUT_OF_RESOURCES
-    if isinstance(error, SopClassMismatchError):
-        return Status.ERROR_DATASET_DOES_NOT_MATCH_SOP_CLASS
-    if isinstance(error, InvalidInstanceError):
-        return Status.ERROR_CANNOT_UNDERSTAND
-    if isinstance(error, DuplicateInstanceError):
-        return Status.FAILURE_DUPLICATE_SOP_INSTANCE
-    return Status.FAILURE_PROCESSING
 
 
 def _supported_contexts(query_retrieve: bool) -> list[PresentationContext]:
@@ -114,7 +99,7 @@ def make_store_handler(store: InstanceStore) -> Handler:
         except StorageError as exc:
             record.failed += 1
             logger.warning("C-STORE refused: %s", exc, extra={"peer": record.peer})
-            return _status(_failure_status(exc), str(exc))
+            return _status(Status(exc.status), str(exc))
         except Exception:
             record.failed += 1
             logger.exception("C-STORE failed unexpectedly", extra={"peer": record.peer})
