@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 from dicom_node import __version__
-from dicom_node.commands import jobs, phantom, route, send, serve
+from dicom_node.commands import evaluate, jobs, models, phantom, route, send, serve
 from dicom_node.logs import configure_logging
 
 __all__ = ["main"]
 
 # Command groups in the order `--help` lists them; each module registers its own parsers.
-_COMMAND_MODULES: list[Any] = [serve, route, jobs, send, phantom]
+_COMMAND_MODULES: list[Any] = [serve, route, jobs, models, send, phantom, evaluate]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -34,7 +34,11 @@ class SeriesFacts:
 
 class Pipeline(Protocol):
     name: str
-    version: str
+
+    @property
+    def version(self) -> str:
+        """Part of the job key: a new version (or a new installed model) re-runs series."""
+        ...
 
     def run(self, volume: ImageVolume, facts: SeriesFacts) -> PipelineResult: ...
 

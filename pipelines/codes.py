@@ -1,55 +1,185 @@
-"""The one curated code table for segments: machine name -> coded category/type and colour.
+"""The one curated code table for segments: machine name -> coded category/type and colour,
+plus the concepts pipelines use for their SR content.
 
 Every pipeline takes its segment codes from here (and extends this table when it adds
 structures), so that the same structure is coded the same way in every SEG the node writes.
 Categories and types are SNOMED CT concepts from PS3.16 CID 7150 (Segmentation Property
-Categories) and CID 7151/7166 (Segmentation Property Types); measurement units are UCUM.
+Categories) and CID 7151/7166 (Segmentation Property Types); a paired structure has its
+non-lateral type plus a CID 244 laterality (Kidney + Right), written as the SEG segment's
+SegmentedPropertyTypeModifierCodeSequence and the SR finding site's laterality. Measurement
+units are UCUM.
+
+Sources: organ codes and most colours from TotalSegmentator's SNOMED CT mapping
+(wasserth/TotalSegmentator, totalsegmentator/resources/totalsegmentator_snomed_mapping.csv),
+meanings as PS3.16 (pydicom's concept dictionary) gives them; bone rows are in
+`pipelines.code_table_skeleton`. Concepts without a standard code use the local coding scheme
+`LOCAL_SCHEME` ("99DCMNODE", PS3.3 8.2: private designators begin with "99"); each says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pipelines.code_table_skeleton import SKELETON_CODES
+from pipelines.result import Code, Evaluation, Segment
+from pipelines.segment_code import (
+    ANATOMICAL_STRUCTURE,
+    LEFT,
+    MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
+    RIGHT,
+    TISSUE,
+    SegmentCode,
+    paired,
+    sct,
+)
 
-from pipelines.result import Code, Segment
+__all__ = [
+    "ANATOMICAL_STRUCTURE",
+    "LEFT",
+    "LESIONS",
+    "LOCAL_SCHEME",
+    "LOCAL_SCHEME_NAME",
+    "LONG_AXIS",
+    "MAXIMUM",
+    "MEAN",
+    "MEAN_PREDICTIVE_ENTROPY",
+    "MILLILITER",
+    "MILLIMETER",
+    "MORPHOLOGICALLY_ABNORMAL_STRUCTURE",
+    "NO_UNITS",
+    "NUMBER_OF_LESIONS",
+    "RECOMMENDATION",
+    "REVIEW_RECOMMENDED",
+    "RIGHT",
+    "SEGMENT_CODES",
+    "TISSUE",
+    "VOLUME",
+    "SegmentCode",
+    "review_recommended",
+    "segment_for",
+]
 
-__all__ = ["MILLILITER", "SEGMENT_CODES", "VOLUME", "SegmentCode", "segment_for"]
+# --- SR concepts ---------------------------------------------------------------------------
 
-ANATOMICAL_STRUCTURE = Code("91723000", "SCT", "Anatomical Structure")
-TISSUE = Code("85756007", "SCT", "Tissue")
+# Local coding scheme for concepts without a standard code (PS3.3 8.2; the SR names it in its
+# Coding Scheme Identification Sequence).
+LOCAL_SCHEME = "99DCMNODE"
+LOCAL_SCHEME_NAME = "dicom-node local codes"
 
-VOLUME = Code("118565006", "SCT", "Volume")
+VOLUME = Code("118565006", "SCT", "Volume")  # CID 7469/7472
 MILLILITER = Code("ml", "UCUM", "milliliter")
+MILLIMETER = Code("mm", "UCUM", "millimeter")
+NO_UNITS = Code("1", "UCUM", "no units")  # CID 7181, for dimensionless ratios
+
+# TID 300 Derivation (CID 3488 Min/Max/Mean): "Maximum" marks the largest of several lesions
+# (largest tumor volume: VOLUME + MAXIMUM; longest diameter: LONG_AXIS + MAXIMUM).
+MAXIMUM = sct("56851009", "Maximum")
+MEAN = sct("373098007", "Mean")
+
+# CID 7470 Linear Measurements: the longest in-plane diameter, as TID 1410/1500 reports
+# measure a lesion's long axis on an axial image (RECIST).
+LONG_AXIS = sct("103339001", "Long axis")
+
+# How many lesions (tumors) were found: a SNOMED CT observable entity (PS3.16 uses it, no
+# CID); the unit is a UCUM annotation (equal to 1), so the count reads "3 lesions".
+NUMBER_OF_LESIONS = sct("246206008", "Number of lesions")
+LESIONS = Code("{lesions}", "UCUM", "lesions")
+
+# Mean normalised predictive entropy H(p)/ln(C) of the softmax inside a segment, in [0, 1]:
+# no standard code exists for a model's predictive uncertainty (DCM has texture entropies
+# only), so this is a local code; unit NO_UNITS.
+MEAN_PREDICTIVE_ENTROPY = Code("ENTROPY_MEAN", LOCAL_SCHEME, "Mean normalized predictive entropy")
+
+# "Review recommended" qualitative evaluation (TID 1500 CODE item): the concept name is DCM
+# 121075 "Recommendation" (PS3.16 Annex D); no standard code says "have a reader check this
+# segmentation" (the DCM review codes are Key Object Selection titles, CID 7010, and SCT
+# 64957009 "Uncertain" is a qualifier of risk), so the value is a local code.
+RECOMMENDATION = Code("121075", "DCM", "Recommendation")
+REVIEW_RECOMMENDED = Code("SEG_REVIEW", LOCAL_SCHEME, "Review of segmentation recommended")
 
 
-@dataclass(frozen=True)
-class SegmentCode:
-    description: str
-    category: Code
-    type: Code
-    color: tuple[int, int, int]
+def review_recommended(segment_label: int | None = None) -> Evaluation:
+    """The "Recommendation: review of segmentation recommended" evaluation of one segment (or
+    of the whole result)."""
+    return Evaluation(RECOMMENDATION, REVIEW_RECOMMENDED, segment_label)
 
 
-SEGMENT_CODES: dict[str, SegmentCode] = {
-    "body": SegmentCode(
-        "Body", ANATOMICAL_STRUCTURE, Code("38266002", "SCT", "Entire body"), (177, 122, 101)
+# --- segment codes -------------------------------------------------------------------------
+
+LIVER = sct("10200004", "Liver")
+LUNG = sct("39607008", "Lung")
+
+
+def _organ(description: str, code: str, meaning: str, color: tuple[int, int, int]) -> SegmentCode:
+    return SegmentCode(description, ANATOMICAL_STRUCTURE, sct(code, meaning), color)
+
+
+# ct_basic's structures (the lungs as Lung + laterality, per CID 7151's convention).
+_CT_BASIC: dict[str, SegmentCode] = {
+    "body": _organ("Body", "38266002", "Entire body", (177, 122, 101)),
+    **paired("lung_{side}", "{Side} lung", LUNG, (128, 174, 128), (111, 184, 210)),
+    "airway": _organ("Airway", "89187006", "Airway structure", (182, 228, 255)),
+    "bone": SegmentCode("Bone", TISSUE, sct("272673000", "Bone"), (241, 214, 145)),
+    "adipose_tissue": SegmentCode("Adipose tissue", TISSUE, sct("55603005", "Fat"), (230, 220, 70)),
+}
+
+# AutoOrgan's organ task and the AbdomenAtlas organs (all in CID 7151).
+_ORGANS: dict[str, SegmentCode] = {
+    "spleen": _organ("Spleen", "78961009", "Spleen", (50, 170, 60)),
+    **paired("kidney_{side}", "{Side} kidney", sct("64033007", "Kidney"),
+             (46, 138, 184), (34, 102, 136)),
+    "gallbladder": _organ("Gallbladder", "28231008", "Gallbladder", (54, 216, 119)),
+    "liver": SegmentCode("Liver", ANATOMICAL_STRUCTURE, LIVER, (40, 140, 40)),
+    "stomach": _organ("Stomach", "69695003", "Stomach", (180, 70, 160)),
+    "pancreas": _organ("Pancreas", "15776009", "Pancreas", (60, 150, 80)),
+    **paired("lung_upper_lobe_{side}", "{Side} upper lobe of lung",
+             sct("45653009", "Upper lobe of lung"), (71, 232, 244), (100, 218, 227)),
+    **paired("lung_lower_lobe_{side}", "{Side} lower lobe of lung",
+             sct("90572001", "Lower lobe of lung"), (34, 195, 207), (26, 144, 153)),
+    # Its type names the side already; the laterality repeats it so that every "_right"
+    # structure carries Right.
+    "lung_middle_lobe_right": SegmentCode(
+        "Middle lobe of right lung", ANATOMICAL_STRUCTURE,
+        sct("72481006", "Middle lobe of right lung"), (63, 181, 190), RIGHT,
     ),
-    "lung_left": SegmentCode(
-        "Left lung", ANATOMICAL_STRUCTURE, Code("44029006", "SCT", "Left lung"), (128, 174, 128)
-    ),
-    "lung_right": SegmentCode(
-        "Right lung", ANATOMICAL_STRUCTURE, Code("3341006", "SCT", "Right lung"), (111, 184, 210)
-    ),
-    "airway": SegmentCode(
-        "Airway",
-        ANATOMICAL_STRUCTURE,
-        Code("89187006", "SCT", "Airway structure"),
-        (182, 228, 255),
-    ),
-    "bone": SegmentCode("Bone", TISSUE, Code("272673000", "SCT", "Bone"), (241, 214, 145)),
-    "adipose_tissue": SegmentCode(
-        "Adipose tissue", TISSUE, Code("55603005", "SCT", "Fat"), (230, 220, 70)
+    "esophagus": _organ("Esophagus", "32849002", "Esophagus", (190, 90, 170)),
+    "trachea": _organ("Trachea", "44567001", "Trachea", (0, 180, 200)),
+    "thyroid_gland": _organ("Thyroid gland", "69748006", "Thyroid", (250, 210, 60)),
+    "small_bowel": _organ("Small bowel", "30315005", "Small intestine", (160, 60, 180)),
+    "duodenum": _organ("Duodenum", "38848004", "Duodenum", (170, 80, 190)),
+    "colon": _organ("Colon", "71854001", "Colon", (150, 40, 170)),
+    "urinary_bladder": _organ("Urinary bladder", "89837001", "Bladder", (54, 94, 216)),
+    "prostate": _organ("Prostate", "41216001", "Prostate", (91, 253, 156)),
+    "heart": _organ("Heart", "80891009", "Heart", (180, 0, 40)),
+    "aorta": _organ("Aorta", "15825003", "Aorta", (216, 108, 54)),
+    "brain": _organ("Brain", "12738006", "Brain", (216, 54, 149)),
+    "spinal_cord": _organ("Spinal cord", "2748008", "Spinal cord", (255, 215, 0)),
+    "inferior_vena_cava": _organ("Inferior vena cava", "64131007", "Inferior vena cava",
+                                 (0, 70, 200)),
+}  # fmt: skip
+
+# Lesions: CID 7150 "Morphologically Abnormal Structure", CID 7151 "Neoplasm", located by the
+# anatomic region (TotalSegmentator's liver_tumor row).
+_LESIONS: dict[str, SegmentCode] = {
+    "liver_tumor": SegmentCode(
+        "Liver tumor",
+        MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
+        sct("108369006", "Neoplasm"),
+        (255, 0, 200),
+        anatomic_region=LIVER,
     ),
 }
+
+
+def _merged(*tables: dict[str, SegmentCode]) -> dict[str, SegmentCode]:
+    merged: dict[str, SegmentCode] = {}
+    for table in tables:
+        twice = merged.keys() & table.keys()
+        if twice:
+            raise ValueError(f"structure names in two code tables: {sorted(twice)}")
+        merged |= table
+    return merged
+
+
+SEGMENT_CODES: dict[str, SegmentCode] = _merged(_CT_BASIC, _ORGANS, SKELETON_CODES, _LESIONS)
 
 
 def segment_for(name: str, label: int) -> Segment:
@@ -58,4 +188,13 @@ def segment_for(name: str, label: int) -> Segment:
         code = SEGMENT_CODES[name]
     except KeyError:
         raise KeyError(f"{name!r} is not in the curated code table (pipelines/codes.py)") from None
-    return Segment(label, name, code.description, code.category, code.type, code.color)
+    return Segment(
+        label,
+        name,
+        code.description,
+        code.category,
+        code.type,
+        code.color,
+        anatomic_region=code.anatomic_region,
+        laterality=code.laterality,
+    )

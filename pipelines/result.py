@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Code", "Measurement", "PipelineResult", "Segment"]
+__all__ = ["Code", "Evaluation", "Measurement", "PipelineResult", "Segment"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,10 @@ class Segment:
     category: Code  # SegmentedPropertyCategoryCodeSequence (CID 7150)
     type: Code  # SegmentedPropertyTypeCodeSequence (CID 7151 and friends)
     color: tuple[int, int, int]  # recommended display colour, sRGB 0-255
-    anatomic_region: Code | None = None
+    anatomic_region: Code | None = None  # AnatomicRegionSequence, e.g. Liver for a liver tumor
+    # SegmentedPropertyTypeModifierCodeSequence (CID 244 Laterality: SCT Left/Right) for a
+    # paired structure coded with its non-lateral type (Kidney + Right), as CID 7151 does.
+    laterality: Code | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,18 @@ class Measurement:
     value: float
     unit: Code  # UCUM, e.g. ("ml", "UCUM", "milliliter")
     segment_label: int | None = None  # the segment it measures, if any
+    # TID 300 Derivation (CID 3488), e.g. SCT 56851009 "Maximum" for the largest of several.
+    derivation: Code | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One coded finding about the result (a TID 1500 qualitative evaluation: CODE content
+    item), about one segment or, with no segment, about the whole report."""
+
+    name: Code  # concept name, e.g. DCM 121075 "Recommendation"
+    value: Code  # coded value
+    segment_label: int | None = None  # the segment it is about, if any
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +66,7 @@ class PipelineResult:
     label_map: npt.NDArray[np.integer]  # same shape and grid as the input volume; 0 = background
     segments: tuple[Segment, ...]
     measurements: tuple[Measurement, ...] = ()
+    evaluations: tuple[Evaluation, ...] = ()
     # Human-readable facts about the run worth keeping with the result (e.g. "no airway found").
     notes: tuple[str, ...] = field(default=())
 
@@ -64,6 +80,12 @@ class PipelineResult:
         unknown = present - set(labels)
         if unknown:
             raise ValueError(f"label map holds values without a segment: {sorted(unknown)}")
+        for evaluation in self.evaluations:
+            if evaluation.segment_label is not None and evaluation.segment_label not in labels:
+                raise ValueError(
+                    f"evaluation {evaluation.name.meaning!r} refers to segment label "
+                    f"{evaluation.segment_label}, which is not in the segment table"
+                )
 
     def segment(self, label: int) -> Segment:
         for segment in self.segments:

@@ -67,3 +67,22 @@ class ImageVolume:
         if array.shape != self.array.shape:
             raise ValueError(f"shape {array.shape} does not match the grid {self.array.shape}")
         return ImageVolume(array, self.origin, self.spacing, self.direction, self.modality)
+
+    def crop(self, box: tuple[slice, slice, slice]) -> ImageVolume:
+        """The sub-volume ``array[box]`` (a view) in the same patient space: spacing and direction
+        stay, the origin moves to the centre of the box's first voxel, so every voxel keeps its
+        LPS position. `box` holds one slice per axis (None ends allowed, step 1, clipped to the
+        grid like numpy does); an empty box raises ValueError."""
+        if len(box) != 3:
+            raise ValueError(f"a crop box has one slice per axis (got {len(box)})")
+        bounds = [part.indices(size) for part, size in zip(box, self.shape, strict=True)]
+        if any(step != 1 for _, _, step in bounds):
+            raise ValueError("a crop box has step 1 on every axis")
+        if any(stop <= start for start, stop, _ in bounds):
+            raise ValueError(f"the crop box {box} holds no voxel of the grid {self.shape}")
+        first = [start for start, _, _ in bounds]
+        x, y, z = (float(value) for value in self.index_to_world(first))
+        window = tuple(slice(start, stop) for start, stop, _ in bounds)
+        return ImageVolume(
+            self.array[window], (x, y, z), self.spacing, self.direction, self.modality
+        )

@@ -115,7 +115,7 @@ def _describe(
 ) -> hd.seg.SegmentDescription:
     segment = item.segment
     region = segment.anatomic_region
-    return hd.seg.SegmentDescription(
+    description = hd.seg.SegmentDescription(
         segment_number=item.segment_number,
         segment_label=segment.description,
         segmented_property_category=coded(segment.category),
@@ -127,6 +127,11 @@ def _describe(
         anatomic_regions=None if region is None else [coded(region)],
         display_color=hd.color.CIELabColor.from_rgb(*segment.color),
     )
+    if segment.laterality is not None:
+        # PS3.3 C.8.20.2: the type's modifier (CID 244 Laterality for a paired structure);
+        # highdicom's SegmentDescription has no parameter for it.
+        description.SegmentedPropertyTypeModifierCodeSequence = [coded(segment.laterality)]
+    return description
 
 
 def _drop_single_plane_spacing(segmentation: hd.seg.Segmentation, source: Dataset) -> None:

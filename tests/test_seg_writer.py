@@ -19,8 +19,16 @@ import pytest
 from pydicom import Dataset
 
 from pipelines.base import segment_volumes
-from pipelines.codes import MILLILITER, VOLUME, segment_for
-from pipelines.result import Code, Measurement, PipelineResult, Segment
+from pipelines.codes import (
+    LONG_AXIS,
+    MAXIMUM,
+    MILLILITER,
+    MILLIMETER,
+    VOLUME,
+    review_recommended,
+    segment_for,
+)
+from pipelines.result import Code, Evaluation, Measurement, PipelineResult, Segment
 from pipelines.volume import ImageVolume
 from seg_writer import (
     AlgorithmInfo,
@@ -590,6 +598,169 @@ def test_measurement_without_segment_goes_to_a_group_without_roi(
     documents = write_results([SourceImage(h) for h in mr_headers], result, ALGORITHM, OPTIONS)
     (group,) = measurement_report(documents.report).get_image_measurement_groups()
     assert [float(m.value) for m in group.get_measurements()] == [1234.5]
+
+
+# --- laterality, derived measurements and evaluations --------------------------------------
+
+SIDED = (
+    segment_for("kidney_right", 1),
+    segment_for("liver_tumor", 2),
+    segment_for("kidney_left", 3),
+)
+REVIEW = ("Recommendation", "Review of segmentation recommended")
+
+
+def evaluated(items: Sequence[Dataset]) -> list[tuple[str, str]]:
+    """(concept name, coded value) meanings of SR CODE content items."""
+    return [
+        (
+            str(item.ConceptNameCodeSequence[0].CodeMeaning),
+            str(item.ConceptCodeSequence[0].CodeMeaning),
+        )
+        for item in items
+    ]
+
+
+@pytest.fixture(scope="module")
+def sided_result(mr_result: PipelineResult) -> PipelineResult:
+    """The MR label map as right kidney, liver tumor and left kidney; the right kidney and the
+    whole result marked for review; the tumor's largest volume and long axis."""
+    derived = (
+        Measurement(VOLUME, 3.5, MILLILITER, segment_label=2, derivation=MAXIMUM),
+        Measurement(LONG_AXIS, 12.0, MILLIMETER, segment_label=2, derivation=MAXIMUM),
+    )
+    return replace(
+        mr_result,
+        segments=SIDED,
+        measurements=(*mr_result.measurements, *derived),
+        evaluations=(review_recommended(1), review_recommended()),
+    )
+
+
+@pytest.fixture(scope="module")
+def sided_files(
+    mr_headers: list[Dataset],
+    sided_result: PipelineResult,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    documents = write_results(
+        [SourceImage(h) for h in mr_headers], sided_result, ALGORITHM, OPTIONS
+    )
+    folder = tmp_path_factory.mktemp("sided")
+    documents.segmentation.save_as(folder / "seg.dcm", enforce_file_format=True)
+    documents.report.save_as(folder / "sr.dcm", enforce_file_format=True)
+    return folder
+
+
+def test_seg_with_laterality_has_no_dciodvfy_errors(sided_files: Path) -> None:
+    assert dciodvfy_errors(sided_files / "seg.dcm") == []
+
+
+def test_sr_with_laterality_and_evaluations_has_no_dciodvfy_errors(sided_files: Path) -> None:
+    assert dciodvfy_errors(sided_files / "sr.dcm") == []
+
+
+def test_seg_types_carry_their_laterality(sided_files: Path) -> None:
+    seg = pydicom.dcmread(sided_files / "seg.dcm")
+    modifiers = {
+        str(item.SegmentLabel): [
+            (m.CodeValue, m.CodeMeaning)
+            for m in item.get("SegmentedPropertyTypeModifierCodeSequence", [])
+        ]
+        for item in seg.SegmentSequence
+    }
+    assert modifiers == {
+        "Right kidney": [("24028007", "Right")],
+        "Liver tumor": [],
+        "Left kidney": [("7771000", "Left")],
+    }
+
+
+def test_sr_finding_sites_carry_their_laterality(sided_files: Path) -> None:
+    sites = {
+        group.tracking_identifier: [
+            (site.value.meaning, site.laterality and site.laterality.meaning)
+            for site in group.finding_sites
+        ]
+        for group in volume_groups(pydicom.dcmread(sided_files / "sr.dcm"))
+    }
+    assert sites == {
+        "Right kidney": [("Kidney", "Right")],
+        "Liver tumor": [("Liver", None)],
+        "Left kidney": [("Kidney", "Left")],
+    }
+
+
+def test_sr_segment_evaluations_are_in_their_group(sided_files: Path) -> None:
+    evaluations = {
+        group.tracking_identifier: [
+            pair
+            for pair in evaluated([e[0] for e in group.get_qualitative_evaluations()])
+            if pair[0] == "Recommendation"
+        ]
+        for group in volume_groups(pydicom.dcmread(sided_files / "sr.dcm"))
+    }
+    assert evaluations == {"Right kidney": [REVIEW], "Liver tumor": [], "Left kidney": []}
+
+
+def test_sr_document_evaluations_are_the_reports_qualitative_evaluations(
+    sided_files: Path,
+) -> None:
+    report = pydicom.dcmread(sided_files / "sr.dcm")
+    (container,) = [
+        item
+        for item in report.ContentSequence
+        if item.ConceptNameCodeSequence[0].CodeValue == "C0034375"
+    ]
+    assert evaluated(container.ContentSequence) == [REVIEW]
+
+
+def test_sr_identifies_the_local_coding_scheme(sided_files: Path) -> None:
+    schemes = pydicom.dcmread(sided_files / "sr.dcm").CodingSchemeIdentificationSequence
+    named = [(item.CodingSchemeDesignator, item.CodingSchemeName) for item in schemes]
+    assert named == [("99DCMNODE", "dicom-node local codes")]
+
+
+def test_sr_derived_measurements_carry_their_derivation(sided_files: Path) -> None:
+    (tumor,) = [
+        group
+        for group in volume_groups(pydicom.dcmread(sided_files / "sr.dcm"))
+        if group.tracking_identifier == "Liver tumor"
+    ]
+    derived = {
+        (m.name.meaning, float(m.value)): m.derivation and m.derivation.meaning
+        for m in tumor.get_measurements()
+    }
+    assert {key: value for key, value in derived.items() if value} == {
+        ("Volume", 3.5): "Maximum",
+        ("Long axis", 12.0): "Maximum",
+    }
+
+
+def test_evaluation_of_an_empty_segment_stays_in_the_sr_without_roi(
+    mr_headers: list[Dataset], mr_result: PipelineResult
+) -> None:
+    result = replace(with_empty_airway(mr_result), evaluations=(review_recommended(4),))
+    documents = write_results([SourceImage(h) for h in mr_headers], result, ALGORITHM, OPTIONS)
+    (group,) = measurement_report(documents.report).get_image_measurement_groups()
+    found = evaluated([e[0] for e in group.get_qualitative_evaluations()])
+    assert (group.tracking_identifier, REVIEW in found) == ("Airway", True)
+
+
+def test_derived_volume_is_not_the_segment_volume(
+    mr_headers: list[Dataset], mr_result: PipelineResult
+) -> None:
+    largest = replace(mr_result.measurements[0], derivation=MAXIMUM)
+    result = replace(mr_result, measurements=(largest, *mr_result.measurements[1:]))
+    sources = [SourceImage(h) for h in mr_headers]
+    with pytest.raises(WriterInputError, match="'body' has voxels but no Volume measurement"):
+        write_results(sources, result, ALGORITHM, OPTIONS)
+
+
+def test_evaluation_of_an_unknown_segment_raises(mr_result: PipelineResult) -> None:
+    stray = Evaluation(review_recommended().name, review_recommended().value, segment_label=7)
+    with pytest.raises(ValueError, match="segment label 7, which is not in the segment table"):
+        replace(mr_result, evaluations=(stray,))
 
 
 # --- empty segments ------------------------------------------------------------------------

@@ -30,10 +30,29 @@ def register(commands: Any) -> None:
 
 def _config_check(args: argparse.Namespace) -> int:
     try:
-        load_config(args.path)
+        config = load_config(args.path)
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
         return EXIT_INVALID_CONFIG
+    from dicom_node.jobs.intake import routed_models
+    from pipelines.models import ModelStore
+
+    try:
+        needs = routed_models(config)
+    except ValueError as exc:  # a routed pipeline's options (`pipelines.<name>`)
+        sys.stderr.write(f"{args.path}: pipelines: {exc}\n")
+        return EXIT_INVALID_CONFIG
+    # A missing model is not a config error (it is installed separately, maybe later), but
+    # every job of the route would fail until it is.
+    store = ModelStore(config.models_dir)
+    for route in config.routes:
+        for model in needs[route.pipeline]:
+            if not store.has(model):
+                sys.stderr.write(
+                    f"warning: route {route.name}: pipeline {route.pipeline} needs model"
+                    f" '{model}', which is not installed"
+                    f" (dicom-node models install SOURCE --name {model})\n"
+                )
     sys.stdout.write(f"{args.path}: valid\n")
     return EXIT_OK
 

@@ -46,6 +46,7 @@ __all__ = [
     "HttpAuthConfig",
     "HttpConfig",
     "HttpTlsConfig",
+    "InferenceConfig",
     "LocalExecutorConfig",
     "MissingUidPolicy",
     "NodeConfig",
@@ -451,6 +452,23 @@ DestinationConfig = Annotated[
 ]
 
 
+def _check_device(value: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda|cuda:[0-9]+", value):
+        raise ValueError(f"device {value!r} must be auto, cpu, cuda or cuda:N")
+    return value
+
+
+class InferenceConfig(_Model):
+    """Where the job workers run models (docs/MODELS.md)."""
+
+    # auto: the first CUDA GPU when there is one, else the CPU; cuda or cuda:N: that GPU
+    # (a job fails, naming it, where it is missing); cpu.
+    device: Annotated[str, AfterValidator(_check_device)] = "auto"
+    # Models each job worker keeps loaded, in MB of weights; the least recently used beyond
+    # this are unloaded (the model in use never is).
+    resident_memory_mb: Annotated[int, Field(ge=256)] = 4096
+
+
 class ResultsConfig(_Model):
     """How the node's own SEG and SR series are labelled."""
 
@@ -506,6 +524,7 @@ class NodeConfig(_Model):
     routes: list[RouteConfig] = Field(default_factory=list)
     pipelines: dict[str, dict[str, Any]] = Field(default_factory=dict)
     models_dir: Path = Path("var/models")
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
     results: ResultsConfig = Field(default_factory=ResultsConfig)
 
     @model_validator(mode="after")

@@ -28,6 +28,22 @@ __all__ = ["ApiContext", "create_app"]
 logger = logging.getLogger(__name__)
 
 
+def _models_health(context: ApiContext) -> dict[str, Any]:
+    """Installed models, and the models routed pipelines need that are not installed."""
+    store = context.models
+    installed = [model.name for model in store.list()] if store is not None else []
+    needed_by: dict[str, list[str]] = {}
+    for pipeline, models in sorted(context.routed_models.items()):
+        for model in models:
+            needed_by.setdefault(model, []).append(pipeline)
+    missing = [
+        {"name": model, "pipelines": pipelines}
+        for model, pipelines in sorted(needed_by.items())
+        if model not in installed
+    ]
+    return {"installed": installed, "missing": missing}
+
+
 def create_app(context: ApiContext) -> FastAPI:
     app = FastAPI(
         title="dicom-node",
@@ -59,7 +75,9 @@ def create_app(context: ApiContext) -> FastAPI:
             "job_workers": status.job_workers,
             "http_workers": status.http_workers,
         }
-        healthy = all(count.complete for count in counts.values())
+        models = _models_health(context)
+        # A routed pipeline without its model fails every job it gets.
+        healthy = all(count.complete for count in counts.values()) and not models["missing"]
         return JSONResponse(
             {
                 "status": "ok" if healthy else "degraded",
@@ -71,6 +89,7 @@ def create_app(context: ApiContext) -> FastAPI:
                 "ae_title": context.ae_title,
                 "database": index.dialect,
                 "instances": index.instance_count(),
+                "models": models,
             }
         )
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from dicom_node.config.models import ViewerConfig
@@ -12,6 +12,7 @@ from dicom_node.index import Index
 from dicom_node.jobs import JobQueue
 from dicom_node.node_status import NodeStatus
 from dicom_node.series.completion import SeriesCompletion
+from pipelines.models import ModelStore
 
 __all__ = ["ApiContext"]
 
@@ -33,3 +34,7 @@ class ApiContext:
     dicomweb: DicomWebContext | None = None
     # The OHIF build served at the web root (http.viewer); None serves no viewer.
     viewer: ViewerConfig | None = None
+    # The model store (read only: listing needs no torch) and, per routed pipeline, the
+    # models it needs; /api/health lists those missing.
+    models: ModelStore | None = None
+    routed_models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -30,12 +30,13 @@ from dicom_node.http.app import ApiContext, create_app
 from dicom_node.http.security import install_security
 from dicom_node.index import Index
 from dicom_node.jobs.executor import job_queue
-from dicom_node.jobs.intake import job_hand_over, pipeline_versions
+from dicom_node.jobs.intake import job_hand_over, pipeline_versions, routed_models
 from dicom_node.node_status import NodeStatus, StatusReader
 from dicom_node.processes import SupervisedProcesses, begin_child, signal_ready
 from dicom_node.series.completion import SeriesCompletion
 from dicom_node.storage import InstanceStore
 from dicom_node.tls import BCP195_CIPHERS
+from pipelines.models import ModelStore
 
 __all__ = ["WORKER_NAME", "HttpWorkerPool", "bind_http_listener", "run_worker"]
 
@@ -123,6 +124,8 @@ def node_app(
                 max_request_bytes=config.http.max_request_bytes,
             ),
             viewer=config.http.viewer,
+            models=ModelStore(config.models_dir),
+            routed_models=routed_models(config),
         )
     )
     install_security(app, config.http)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
@@ -16,18 +17,58 @@ from dicom_node.config.models import NodeConfig
 from dicom_node.jobs.queue import JobQueue, JobRequest
 from dicom_node.routing import SeriesDescriptor, evaluate_routes
 from dicom_node.series.completion import HandOver, SeriesReady, read_header
-from pipelines import create_pipeline
+from pipelines import create_pipeline, pipeline_uses_models
 
-__all__ = ["job_hand_over", "job_requests", "pipeline_versions"]
+if TYPE_CHECKING:  # the runtime imports torch: only where a model pipeline is routed
+    from pipelines.runtime import ModelRuntime
+
+__all__ = [
+    "job_hand_over",
+    "job_requests",
+    "model_runtime",
+    "pipeline_versions",
+    "routed_models",
+]
 
 logger = logging.getLogger(__name__)
 
 
+def model_runtime(config: NodeConfig, *, device: str | None = None) -> ModelRuntime:
+    """A model runtime over the configured store (`inference` settings). Constructing it loads
+    no model; `device` overrides `inference.device` (versions need no GPU)."""
+    from pipelines.models import ModelStore
+    from pipelines.runtime import ModelRuntime
+
+    return ModelRuntime(
+        ModelStore(config.models_dir),
+        device=device or config.inference.device,
+        memory_budget_mb=config.inference.resident_memory_mb,
+    )
+
+
 def pipeline_versions(config: NodeConfig) -> dict[str, str]:
     """Version of every routed pipeline (part of the job key). Creating a pipeline is cheap:
-    pipelines load their models on first use, in the job workers."""
-    names = {route.pipeline for route in config.routes}
-    return {name: create_pipeline(name, config.pipelines.get(name, {})).version for name in names}
+    pipelines load their models on first use, in the job workers. A model pipeline's version
+    names its installed models' versions, read from the store through a runtime."""
+    names = sorted({route.pipeline for route in config.routes})
+    runtime = None
+    if any(pipeline_uses_models(name) for name in names):
+        runtime = model_runtime(config, device="cpu")
+    return {
+        name: create_pipeline(name, config.pipelines.get(name, {}), runtime=runtime).version
+        for name in names
+    }
+
+
+def routed_models(config: NodeConfig) -> dict[str, tuple[str, ...]]:
+    """Routed pipeline -> the installed models it needs (none for classical pipelines)."""
+    names = sorted({route.pipeline for route in config.routes})
+    return {
+        name: tuple(
+            getattr(create_pipeline(name, config.pipelines.get(name, {})), "required_models", ())
+        )
+        for name in names
+    }
 
 
 def job_requests(

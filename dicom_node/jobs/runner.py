@@ -9,22 +9,31 @@ a crash writes the same instances: the node and every destination hold one copy,
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicom_node.config.models import NodeConfig
 from dicom_node.errors import VolumeAssemblyError
 from dicom_node.index import Index
+from dicom_node.jobs.intake import model_runtime
 from dicom_node.jobs.queue import Job
 from dicom_node.series.assembly import AssembledSeries, assemble_series
 from dicom_node.series.snapshot import load_snapshot
 from dicom_node.storage import InstanceStore, Receipt
 from dicom_node.uids import derive_uid
-from pipelines import Pipeline, PipelineError, SeriesFacts, create_pipeline
+from pipelines import (
+    Pipeline,
+    PipelineError,
+    SeriesFacts,
+    create_pipeline,
+    pipeline_uses_models,
+)
+from pipelines.models import ModelError, ModelNotInstalledError
 from seg_writer import (
     AlgorithmInfo,
     ResultUids,
@@ -33,6 +42,9 @@ from seg_writer import (
     WriterOptions,
     write_results,
 )
+
+if TYPE_CHECKING:  # torch is imported only once a model pipeline is created
+    from pipelines.runtime import ModelRuntime
 
 __all__ = ["JobOutput", "JobRunner", "PermanentJobError"]
 
@@ -93,6 +105,7 @@ class JobRunner:
         self._index = index
         self._store = store
         self._pipelines: dict[str, Pipeline] = {}
+        self._runtime: ModelRuntime | None = None
         results = config.results
         self._options = WriterOptions(
             seg_series_number=results.seg_series_number,
@@ -102,11 +115,27 @@ class JobRunner:
             institution_name=results.institution_name,
         )
 
+    def model_runtime(self) -> ModelRuntime:
+        """The worker's one model runtime, shared by its model pipelines (created on first
+        use, so a worker that runs no model pipeline never imports torch)."""
+        if self._runtime is None:
+            try:
+                self._runtime = model_runtime(self._config)
+            except ValueError as exc:  # inference.device names a GPU that is not there
+                raise PermanentJobError(f"inference.device: {exc}") from exc
+            import torch
+
+            # The job workers share the CPUs; each gets its part for intra-op threads.
+            cpus = os.cpu_count() or 1
+            torch.set_num_threads(max(1, cpus // self._config.executor.workers))
+        return self._runtime
+
     def pipeline(self, name: str) -> Pipeline:
         """The worker's resident instance of a pipeline (created on first use)."""
         if name not in self._pipelines:
             options: Mapping[str, Any] = self._config.pipelines.get(name, {})
-            self._pipelines[name] = create_pipeline(name, options)
+            runtime = self.model_runtime() if pipeline_uses_models(name) else None
+            self._pipelines[name] = create_pipeline(name, options, runtime=runtime)
         return self._pipelines[name]
 
     def run(self, job: Job) -> JobOutput:
@@ -132,8 +161,13 @@ class JobRunner:
         pipeline = self.pipeline(job.pipeline)
         try:
             result = pipeline.run(assembled.volume, series_facts(assembled))
+        except ModelNotInstalledError as exc:
+            # The message is the fix (the install command); it stands alone.
+            raise PermanentJobError(str(exc)) from exc
         except PipelineError as exc:
             raise PermanentJobError(f"pipeline {job.pipeline} refused the series: {exc}") from exc
+        except ModelError as exc:  # changed weights, a broken manifest: retrying cannot help
+            raise PermanentJobError(f"pipeline {job.pipeline}: {exc}") from exc
         lap("pipeline")
         sources = [
             SourceImage(assembled.headers[frame.sop_instance_uid], frame.frame_number)
@@ -148,7 +182,9 @@ class JobRunner:
                 uids=result_uids(job),
             )
         except WriterInputError as exc:
-            raise PermanentJobError(f"results cannot be written: {exc}") from exc
+            # The pipeline's notes say why (e.g. "no liver found"): keep them with the failure.
+            why = "".join(f"; {note}" for note in result.notes)
+            raise PermanentJobError(f"results cannot be written: {exc}{why}") from exc
         lap("write")
         stored = []
         for dataset in (documents.segmentation, documents.report):

@@ -17,6 +17,7 @@ from tests.support.node import NodeProcess
 from tests.support.peers import require_command
 
 VOLUME = "118565006"  # SCT "Volume"
+DERIVATION = "121401"  # DCM "Derivation"
 
 
 def jobs(node: NodeProcess, series_uid: str | None = None) -> list[dict[str, Any]]:
@@ -90,7 +91,13 @@ def sr_volumes(report: Dataset) -> dict[int, float]:
                         segment = int(ref.ReferencedSegmentNumber)
             if item.get("ValueType") == "NUM":
                 name = item.ConceptNameCodeSequence[0].CodeValue
-                if name == VOLUME:
+                # A Volume with a Derivation modifier (e.g. the largest of several) is not
+                # the segment's own volume.
+                derived = any(
+                    modifier.ConceptNameCodeSequence[0].CodeValue == DERIVATION
+                    for modifier in _items(item.get("ContentSequence"))
+                )
+                if name == VOLUME and not derived:
                     value = item.MeasuredValueSequence[0]
                     unit = value.MeasurementUnitsCodeSequence[0].CodeValue
                     scale = {"ml": 1.0, "mL": 1.0, "mm3": 1e-3, "cm3": 1.0}[unit]
