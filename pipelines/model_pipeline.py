@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from pipelines.base import PipelineError, SeriesFacts
-from pipelines.models import InstalledModel, ModelNotInstalledError
+from pipelines.models import InstalledModel, ModelError, ModelNotInstalledError
 from pipelines.volume import ImageVolume
 
 if TYPE_CHECKING:  # the runtime imports torch; constructing a pipeline to inspect it need not
@@ -46,6 +46,8 @@ class ModelPipeline(ABC):
                 suffix += f"+{model}-{self.runtime.store.get(model).manifest.version}"
             except ModelNotInstalledError:
                 suffix += f"+{model}-missing"
+            except ModelError:  # a broken folder must not stop the node from starting
+                suffix += f"+{model}-broken"
         return self.code_version + suffix
 
     def prepare(
