@@ -14,7 +14,7 @@ from pipelines.volume import ImageVolume
 
 if TYPE_CHECKING:
     from pipelines.models import InstalledModel, ModelManifest
-    from pipelines.runtime.runtime import InferenceOptions
+    from pipelines.runtime.options import InferenceOptions
 
 __all__ = ["Backend", "BackendOutput", "label_dtypes", "module_bytes"]
 

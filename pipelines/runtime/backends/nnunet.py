@@ -36,7 +36,7 @@ from pipelines.volume import ImageVolume
 
 if TYPE_CHECKING:
     from pipelines.models import InstalledModel
-    from pipelines.runtime.runtime import InferenceOptions
+    from pipelines.runtime.options import InferenceOptions
 
 __all__ = ["NnunetBackend", "load_nnunet"]
 

@@ -32,7 +32,7 @@ from pipelines.volume import ImageVolume
 
 if TYPE_CHECKING:
     from pipelines.models import InputSpec, InstalledModel
-    from pipelines.runtime.runtime import InferenceOptions
+    from pipelines.runtime.options import InferenceOptions
 
 __all__ = ["Forward", "WindowedBackend", "prepare_channels"]
 
