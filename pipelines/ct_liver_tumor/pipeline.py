@@ -16,8 +16,9 @@ without tumor, what the SEG shows); the LiTS organ volume, liver including tumor
 sum and given in a note. On the tumor segment: total tumor volume, tumor count, the largest
 tumor's volume and its longest axial diameter (`pipelines.ct_liver_tumor.measure`).
 
-A CT in which the liver model finds no liver is a valid result, not a failure: an empty label
-map and the note "no liver found" (the tumor model does not run).
+A CT in which the liver model finds no liver is not an error of the pipeline: it returns an
+empty label map and the note "no liver found" (the tumor model does not run). A SEG needs a
+segment, so the node fails that job with the note as its reason (docs/PIPELINES.md).
 """
 
 from __future__ import annotations
