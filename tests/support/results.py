@@ -66,36 +66,43 @@ def dciodvfy_errors(path: Path) -> list[str]:
     return [line for line in output.splitlines() if re.match(r"^\s*Error", line)]
 
 
-def _items(sequence: Any) -> Iterator[Dataset]:
+def content_items(sequence: Any) -> Iterator[Dataset]:
     yield from sequence or []
 
 
-def _walk(items: Any) -> Iterator[Dataset]:
-    for item in _items(items):
+def walk_content(items: Any) -> Iterator[Dataset]:
+    """Every content item of an SR tree, depth first."""
+    for item in content_items(items):
         yield item
-        yield from _walk(item.get("ContentSequence"))
+        yield from walk_content(item.get("ContentSequence"))
+
+
+def group_segment(group: Dataset) -> int | None:
+    """The segment number a TID 1500 measurement group refers to (its IMAGE item), if any."""
+    for item in content_items(group.get("ContentSequence")):
+        if item.get("ValueType") == "IMAGE":
+            for ref in content_items(item.get("ReferencedSOPSequence")):
+                if "ReferencedSegmentNumber" in ref:
+                    return int(ref.ReferencedSegmentNumber)
+    return None
 
 
 def sr_volumes(report: Dataset) -> dict[int, float]:
     """Segment number -> volume (ml) from a TID 1500 report's volumetric ROI groups."""
     volumes: dict[int, float] = {}
-    for group in _walk(report.ContentSequence):
+    for group in walk_content(report.ContentSequence):
         if group.get("ValueType") != "CONTAINER":
             continue
-        segment = None
+        segment = group_segment(group)
         volume = None
-        for item in _items(group.get("ContentSequence")):
-            if item.get("ValueType") == "IMAGE":
-                for ref in _items(item.get("ReferencedSOPSequence")):
-                    if "ReferencedSegmentNumber" in ref:
-                        segment = int(ref.ReferencedSegmentNumber)
+        for item in content_items(group.get("ContentSequence")):
             if item.get("ValueType") == "NUM":
                 name = item.ConceptNameCodeSequence[0].CodeValue
                 # A Volume with a Derivation modifier (e.g. the largest of several) is not
                 # the segment's own volume.
                 derived = any(
                     modifier.ConceptNameCodeSequence[0].CodeValue == DERIVATION
-                    for modifier in _items(item.get("ContentSequence"))
+                    for modifier in content_items(item.get("ContentSequence"))
                 )
                 if name == VOLUME and not derived:
                     value = item.MeasuredValueSequence[0]

@@ -18,7 +18,7 @@ from dicom_node.phantom import write_series
 from pipelines import ImageVolume
 from tests.support.dicom import storescu
 from tests.support.node import NodeProcess
-from tests.support.results import dice, jobs
+from tests.support.results import content_items, dice, group_segment, jobs, walk_content
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
@@ -120,39 +120,19 @@ def dice_by_structure(
     return scores
 
 
-def _items(sequence: Any) -> Iterator[Dataset]:
-    yield from sequence or []
-
-
-def _walk(items: Any) -> Iterator[Dataset]:
-    for item in _items(items):
-        yield item
-        yield from _walk(item.get("ContentSequence"))
-
-
 def segment_codes(report: Dataset) -> dict[int, set[tuple[str, str]]]:
     """Segment number -> (concept name, coded value) of every CODE item in its measurement group
     of a TID 1500 report (qualitative evaluations, finding site, ...)."""
     found: dict[int, set[tuple[str, str]]] = {}
-    for group in _walk(report.ContentSequence):
-        if group.get("ValueType") != "CONTAINER":
-            continue
-        segment = None
-        codes = set()
-        for item in _items(group.get("ContentSequence")):
-            if item.get("ValueType") == "IMAGE":
-                for ref in _items(item.get("ReferencedSOPSequence")):
-                    if "ReferencedSegmentNumber" in ref:
-                        segment = int(ref.ReferencedSegmentNumber)
-            if item.get("ValueType") == "CODE":
-                codes.add(
-                    (
-                        str(item.ConceptNameCodeSequence[0].CodeValue),
-                        str(item.ConceptCodeSequence[0].CodeValue),
-                    )
-                )
-        if segment is not None:
-            found.setdefault(segment, set()).update(codes)
+    for group, segment in _segment_groups(report):
+        found.setdefault(segment, set()).update(
+            (
+                str(item.ConceptNameCodeSequence[0].CodeValue),
+                str(item.ConceptCodeSequence[0].CodeValue),
+            )
+            for item in content_items(group.get("ContentSequence"))
+            if item.get("ValueType") == "CODE"
+        )
     return found
 
 
@@ -162,27 +142,28 @@ def segment_numbers(seg_path: Path) -> dict[str, int]:
     return {str(d.SegmentLabel): int(d.SegmentNumber) for d in seg.SegmentSequence}
 
 
-def numeric_values(report: Dataset) -> list[tuple[int | None, str, float, str]]:
-    """(segment number or None, concept code value, value, unit code) of every NUM item."""
+def numeric_values(report: Dataset) -> list[tuple[int, str, float, str]]:
+    """(segment number, concept code value, value, unit code) of every NUM item of the
+    measurement groups of a TID 1500 report."""
     values = []
-    for group in _walk(report.ContentSequence):
-        if group.get("ValueType") != "CONTAINER":
-            continue
-        segment = None
-        numbers = []
-        for item in _items(group.get("ContentSequence")):
-            if item.get("ValueType") == "IMAGE":
-                for ref in _items(item.get("ReferencedSOPSequence")):
-                    if "ReferencedSegmentNumber" in ref:
-                        segment = int(ref.ReferencedSegmentNumber)
+    for group, segment in _segment_groups(report):
+        for item in content_items(group.get("ContentSequence")):
             if item.get("ValueType") == "NUM":
                 measured = item.MeasuredValueSequence[0]
-                numbers.append(
+                values.append(
                     (
+                        segment,
                         str(item.ConceptNameCodeSequence[0].CodeValue),
                         float(measured.NumericValue),
                         str(measured.MeasurementUnitsCodeSequence[0].CodeValue),
                     )
                 )
-        values.extend((segment, code, value, unit) for code, value, unit in numbers)
     return values
+
+
+def _segment_groups(report: Dataset) -> Iterator[tuple[Dataset, int]]:
+    for group in walk_content(report.ContentSequence):
+        if group.get("ValueType") == "CONTAINER":
+            segment = group_segment(group)
+            if segment is not None:
+                yield group, segment
