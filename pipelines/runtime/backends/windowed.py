@@ -149,17 +149,28 @@ class WindowedBackend(Backend):
         return contextlib.nullcontext()
 
     def _scores(self, image: torch.Tensor, options: InferenceOptions) -> torch.Tensor:
-        """Per-class scores ``(K, z, y, x)`` on the model grid."""
+        """Per-class scores ``(K, z, y, x)`` on the model grid, from ``image`` ``(C, z, y, x)``.
+
+        The network sees MONAI's layout, ``(N, C, x, y, z)`` (``(N, C, x, y)`` for 2D): what
+        ``LoadImage`` (nibabel order) + ``Orientation`` give the published MONAI models in
+        training, so the manifest's axis codes name the network's first, second, third axes.
+        """
         from monai.inferers.utils import sliding_window_inference
 
         px, py, pz = self.spec.patch_size
+        forward = self._forward
+
+        def network(batch: torch.Tensor) -> torch.Tensor:
+            # (N, C, z, y, x) <-> (N, C, x, y, z); 2D: (N, C, y, x) <-> (N, C, x, y)
+            spatial = tuple(range(batch.ndim - 1, 1, -1))
+            return forward(batch.permute(0, 1, *spatial)).permute(0, 1, *spatial)
 
         def window(batch: torch.Tensor, roi: tuple[int, ...]) -> torch.Tensor:
             result = sliding_window_inference(
                 batch,
                 roi_size=roi,
                 sw_batch_size=options.sw_batch_size,
-                predictor=self._forward,
+                predictor=network,
                 overlap=options.overlap,
                 mode=BLEND_MODE,
             )
