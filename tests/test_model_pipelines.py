@@ -8,6 +8,7 @@ tests/models/, installed through `pipelines.models.ModelStore` like `dicom-node 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,16 +38,16 @@ from tests.support.segmentation_check import (
     segment_numbers,
 )
 
-MODELS = Path(__file__).parent / "models"
+MODELS = Path(os.environ.get("DICOM_NODE_TEST_MODELS", Path(__file__).parent / "models"))
 HELD_OUT_SEED = 101  # training used other seeds (tests/models/README.md)
 FAST = {"inference": {"mirroring": False}}
 DESCRIPTIONS = {name: code.description for name, code in SEGMENT_CODES.items()}
 
 # Install name -> (source in tests/models, spec beside it or None when the format carries it).
 INSTALLS: dict[str, tuple[str, str | None]] = {
-    "abdomenatlas": ("monai/abdomenatlas/model.pt", "monai/abdomenatlas/spec.yaml"),
-    "lits_liver": ("monai/lits_liver/model.pt", "monai/lits_liver/spec.yaml"),
-    "lits_tumor": ("onnx/lits_tumor/model.onnx", "onnx/lits_tumor/spec.yaml"),
+    "abdomenatlas": ("abdomenatlas/model.pth", "abdomenatlas/spec.yaml"),
+    "lits_liver": ("lits_liver/model.pth", "lits_liver/spec.yaml"),
+    "lits_tumor": ("lits_tumor_onnx/model.onnx", "lits_tumor_onnx/spec.yaml"),
     "autoorgan_organ": ("nnunet/Dataset901_AutoOrganOrgan", None),
     "autoorgan_vertebrae": ("nnunet/Dataset902_AutoOrganVertebrae", None),
     "autoorgan_rib": ("nnunet/Dataset903_AutoOrganRib", None),

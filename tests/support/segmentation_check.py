@@ -39,7 +39,11 @@ class NodeResult:
         for description in seg.SegmentSequence:
             number = int(description.SegmentNumber)
             masks[str(description.SegmentLabel)] = seg.get_pixels_by_source_instance(
-                self.ordered_sources, segment_numbers=[number], combine_segments=True
+                self.ordered_sources,
+                segment_numbers=[number],
+                combine_segments=True,
+                # the SEG holds frames only where some segment has a voxel
+                assert_missing_frames_are_empty=True,
             ).astype(bool)
         return masks
 
