@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from pipelines.base import PipelineError, SeriesFacts
-from pipelines.models import InstalledModel, ModelError, ModelNotInstalledError
+from pipelines.models import InstalledModel, ModelError, ModelNotInstalledError, ModelStore
 from pipelines.volume import ImageVolume
 
 if TYPE_CHECKING:  # the runtime imports torch; constructing a pipeline to inspect it need not
@@ -38,12 +38,17 @@ class ModelPipeline(ABC):
 
     @property
     def version(self) -> str:
+        return self.version_with(None if self.runtime is None else self.runtime.store)
+
+    def version_with(self, store: ModelStore | None) -> str:
+        """The version with the models installed in `store` (the code version alone without
+        one): what the node's intake uses, so that the main process need not import torch."""
         suffix = ""
         for model in self.required_models:
-            if self.runtime is None:
+            if store is None:
                 continue
             try:
-                suffix += f"+{model}-{self.runtime.store.get(model).manifest.version}"
+                suffix += f"+{model}-{store.get(model).manifest.version}"
             except ModelNotInstalledError:
                 suffix += f"+{model}-missing"
             except ModelError:  # a broken folder must not stop the node from starting

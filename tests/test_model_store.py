@@ -407,3 +407,38 @@ def test_importing_the_store_does_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[]"
+
+
+def test_node_versions_routed_model_pipelines_without_importing_torch(
+    tmp_path: Path, store: ModelStore, monai_source: tuple[Path, Path]
+) -> None:
+    weights, spec = monai_source
+    store.install(weights, "abdomenatlas", spec=spec)  # the spec says version 2.1
+    config = tmp_path / "node.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "models_dir": str(store.root),
+                "routes": [
+                    {"name": "abdomen", "match": {"Modality": "CT"}, "pipeline": "ct_abdomen"},
+                    {"name": "liver", "match": {"Modality": "CT"}, "pipeline": "ct_liver_tumor"},
+                ],
+            }
+        ),
+        "utf-8",
+    )
+    code = (
+        "import sys; from pathlib import Path; from dicom_node.config import load_config;"
+        "from dicom_node.jobs.intake import pipeline_versions;"
+        f"print(pipeline_versions(load_config(Path({str(config)!r}))));"
+        "print([m for m in ('torch', 'monai') if m in sys.modules])"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+
+    assert output == [
+        "{'ct_abdomen': '1.0.0+abdomenatlas-2.1', "
+        "'ct_liver_tumor': '1.0.0+lits_liver-missing+lits_tumor-missing'}",
+        "[]",
+    ]

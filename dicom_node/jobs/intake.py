@@ -17,7 +17,9 @@ from dicom_node.config.models import NodeConfig
 from dicom_node.jobs.queue import JobQueue, JobRequest
 from dicom_node.routing import SeriesDescriptor, evaluate_routes
 from dicom_node.series.completion import HandOver, SeriesReady, read_header
-from pipelines import create_pipeline, pipeline_uses_models
+from pipelines import create_pipeline
+from pipelines.model_pipeline import ModelPipeline
+from pipelines.models import ModelStore
 
 if TYPE_CHECKING:  # the runtime imports torch: only where a model pipeline is routed
     from pipelines.runtime import ModelRuntime
@@ -36,7 +38,6 @@ logger = logging.getLogger(__name__)
 def model_runtime(config: NodeConfig, *, device: str | None = None) -> ModelRuntime:
     """A model runtime over the configured store (`inference` settings). Constructing it loads
     no model; `device` overrides `inference.device` (versions need no GPU)."""
-    from pipelines.models import ModelStore
     from pipelines.runtime import ModelRuntime
 
     return ModelRuntime(
@@ -49,15 +50,16 @@ def model_runtime(config: NodeConfig, *, device: str | None = None) -> ModelRunt
 def pipeline_versions(config: NodeConfig) -> dict[str, str]:
     """Version of every routed pipeline (part of the job key). Creating a pipeline is cheap:
     pipelines load their models on first use, in the job workers. A model pipeline's version
-    names its installed models' versions, read from the store through a runtime."""
-    names = sorted({route.pipeline for route in config.routes})
-    runtime = None
-    if any(pipeline_uses_models(name) for name in names):
-        runtime = model_runtime(config, device="cpu")
-    return {
-        name: create_pipeline(name, config.pipelines.get(name, {}), runtime=runtime).version
-        for name in names
-    }
+    names its installed models' versions, read from the store's manifests (no torch import)."""
+    store = ModelStore(config.models_dir)
+    versions = {}
+    for name in sorted({route.pipeline for route in config.routes}):
+        pipeline = create_pipeline(name, config.pipelines.get(name, {}))
+        if isinstance(pipeline, ModelPipeline):
+            versions[name] = pipeline.version_with(store)
+        else:
+            versions[name] = pipeline.version
+    return versions
 
 
 def routed_models(config: NodeConfig) -> dict[str, tuple[str, ...]]:
