@@ -19,10 +19,13 @@ meanings as PS3.16 (pydicom's concept dictionary) gives them; bone rows are in
 from __future__ import annotations
 
 from pipelines.code_table_skeleton import SKELETON_CODES
+from pipelines.code_table_spine import SPINE_CODES
 from pipelines.result import Code, Evaluation, Segment
 from pipelines.segment_code import (
     ANATOMICAL_STRUCTURE,
     LEFT,
+    LOCAL_SCHEME,
+    LOCAL_SCHEME_NAME,
     MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
     RIGHT,
     TISSUE,
@@ -58,11 +61,6 @@ __all__ = [
 ]
 
 # --- SR concepts ---------------------------------------------------------------------------
-
-# Local coding scheme for concepts without a standard code (PS3.3 8.2; the SR names it in its
-# Coding Scheme Identification Sequence).
-LOCAL_SCHEME = "99DCMNODE"
-LOCAL_SCHEME_NAME = "dicom-node local codes"
 
 VOLUME = Code("118565006", "SCT", "Volume")  # CID 7469/7472
 MILLILITER = Code("ml", "UCUM", "milliliter")
@@ -179,7 +177,9 @@ def _merged(*tables: dict[str, SegmentCode]) -> dict[str, SegmentCode]:
     return merged
 
 
-SEGMENT_CODES: dict[str, SegmentCode] = _merged(_CT_BASIC, _ORGANS, SKELETON_CODES, _LESIONS)
+SEGMENT_CODES: dict[str, SegmentCode] = _merged(
+    _CT_BASIC, _ORGANS, SKELETON_CODES, SPINE_CODES, _LESIONS
+)
 
 
 def segment_for(name: str, label: int) -> Segment:

@@ -13,6 +13,8 @@ from pipelines.result import Code
 __all__ = [
     "ANATOMICAL_STRUCTURE",
     "LEFT",
+    "LOCAL_SCHEME",
+    "LOCAL_SCHEME_NAME",
     "MORPHOLOGICALLY_ABNORMAL_STRUCTURE",
     "RIGHT",
     "TISSUE",
@@ -42,6 +44,12 @@ class SegmentCode:
     color: tuple[int, int, int]  # recommended display colour, sRGB 0-255
     laterality: Code | None = None  # CID 244, for paired structures
     anatomic_region: Code | None = None  # where a lesion or generic structure lies
+
+
+# Local coding scheme for concepts without a standard code (PS3.3 8.2: private designators
+# begin with "99"; an SR names it in its Coding Scheme Identification Sequence).
+LOCAL_SCHEME = "99DCMNODE"
+LOCAL_SCHEME_NAME = "dicom-node local codes"
 
 
 def sct(value: str, meaning: str) -> Code:

@@ -330,3 +330,9 @@ def test_c1_anchors_step1_when_the_landmark_is_gone(spine: Spine) -> None:
     labelling = label_discs(step1, spine.volume, STEP1)
     assert sorted(level for level in labelling.levels.values() if level) == [3, 4, 5]
     assert labelling.numbering.anchors == ("C1",)
+
+
+def test_every_final_structure_has_codes() -> None:
+    from pipelines.codes import SEGMENT_CODES
+
+    assert set(TSS_VALUES) <= set(SEGMENT_CODES)
