@@ -38,6 +38,7 @@ __all__ = [
     "ANATOMICAL_STRUCTURE",
     "LEFT",
     "LESIONS",
+    "LEVEL_ANCHOR",
     "LOCAL_SCHEME",
     "LOCAL_SCHEME_NAME",
     "LONG_AXIS",
@@ -92,6 +93,12 @@ MEAN_PREDICTIVE_ENTROPY = Code("ENTROPY_MEAN", LOCAL_SCHEME, "Mean normalized pr
 # 64957009 "Uncertain" is a qualifier of risk), so the value is a local code.
 RECOMMENDATION = Code("121075", "DCM", "Recommendation")
 REVIEW_RECOMMENDED = Code("SEG_REVIEW", LOCAL_SCHEME, "Review of segmentation recommended")
+
+
+# Which landmark the vertebral level numbering of mr_spine was counted from (TID 1500 CODE
+# item; the value is the landmark's own structure code, e.g. CID 7151 "C2/C3 disc"). No
+# standard concept names "anchor of a level count", so the name is a local code.
+LEVEL_ANCHOR = Code("LEVEL_ANCHOR", LOCAL_SCHEME, "Vertebral levels anchored by")
 
 
 def review_recommended(segment_label: int | None = None) -> Evaluation:

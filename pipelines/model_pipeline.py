@@ -22,11 +22,12 @@ __all__ = ["ModelPipeline"]
 
 
 class ModelPipeline(ABC):
-    """Base of the CT model pipelines: `name`, `code_version` and `required_models` per class."""
+    """Base of the model pipelines: `name`, `code_version` and `required_models` per class."""
 
     name: str
     code_version: str
     uses_models = True
+    modality = "CT"  # the series' Modality this pipeline runs on
 
     def __init__(self, runtime: ModelRuntime | None) -> None:
         self.runtime = runtime
@@ -59,11 +60,13 @@ class ModelPipeline(ABC):
         self, volume: ImageVolume, facts: SeriesFacts
     ) -> tuple[ModelRuntime, dict[str, InstalledModel]]:
         """The runtime and the required models, after refusing what this pipeline cannot run:
-        a series that is not CT, no runtime, a model not installed (ModelNotInstalledError,
+        a series of another modality, no runtime, a model not installed (ModelNotInstalledError,
         a PipelineError, before any work)."""
         modality = facts.modality or volume.modality
-        if modality and modality != "CT":
-            raise PipelineError(f"{self.name} needs a CT series (this one is {modality})")
+        if modality and modality != self.modality:
+            raise PipelineError(
+                f"{self.name} needs a {self.modality} series (this one is {modality})"
+            )
         if self.runtime is None:
             raise PipelineError(f"pipeline {self.name} needs the model runtime")
         models = {name: self.runtime.store.get(name) for name in self.required_models}

@@ -25,6 +25,7 @@ _PIPELINES: dict[str, str] = {
     "ct_total": "pipelines.ct_total:CtTotalPipeline",
     "ct_abdomen": "pipelines.ct_abdomen:CtAbdomenPipeline",
     "ct_liver_tumor": "pipelines.ct_liver_tumor:CtLiverTumorPipeline",
+    "mr_spine": "pipelines.mr_spine:MrSpinePipeline",
 }
 
 

@@ -36,6 +36,8 @@ __all__ = [
     "STEP1",
     "STEP2",
     "TSS_VALUES",
+    "UNNUMBERED_DISC",
+    "UNNUMBERED_VERTEBRA",
     "DiscLabelling",
     "SpineLabelling",
     "StepClasses",
@@ -106,6 +108,13 @@ class StepClasses:
     @property
     def disc_classes(self) -> list[int]:
         return [self.disc, *self.landmarks.values()]
+
+    @property
+    def values(self) -> frozenset[int]:
+        """Every class value this step's model outputs."""
+        optional = (self.vertebrae, self.c1, self.odd, self.even, self.sacrum)
+        named = [*self.disc_classes, self.canal, self.cord, *optional]
+        return frozenset(value for value in named if value is not None)
 
 
 _LANDMARK_CLASSES = {"C2-C3": 2, "C7-T1": 3, "T12-L1": 4, "L5-S": 5}

@@ -68,6 +68,8 @@ class FakeStore:
 class FakeRuntime:
     models: dict[str, FakeModel]
     calls: list[tuple[str, ImageVolume]] = field(default_factory=list)
+    # the extra input channels each call was given, in call order
+    extra_channels: list[tuple[str, tuple[np.ndarray, ...]]] = field(default_factory=list)
 
     @property
     def store(self) -> FakeStore:
@@ -84,6 +86,7 @@ class FakeRuntime:
     ) -> Prediction:
         fake = self.models[model]
         self.calls.append((model, volume))
+        self.extra_channels.append((model, tuple(extra_channels)))
         labels = np.asarray(fake.predict(volume), dtype=np.uint8)
         assert labels.shape == volume.shape
         entropy = None
