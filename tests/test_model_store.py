@@ -283,6 +283,20 @@ def test_label_without_code_is_refused(store: ModelStore, tmp_path: Path) -> Non
         store.install(results, "toe")
 
 
+def test_intermediate_model_classes_need_no_code(store: ModelStore, tmp_path: Path) -> None:
+    labels = {"background": 0, "disc": 1, "odd_vertebrae": 2}
+    results = write_nnunet_results(tmp_path / "Dataset905_Steps", labels=labels)
+    spec = write_spec(tmp_path / "spec.yaml", role="intermediate", modality="MR")
+
+    model = store.install(results, "steps", spec=spec)
+
+    assert (model.manifest.role, model.manifest.labels) == (
+        "intermediate",
+        {1: "disc", 2: "odd_vertebrae"},
+    )
+    assert store.get("steps").manifest.role == "intermediate"
+
+
 def test_version_from_spec_and_option_must_agree(
     store: ModelStore, monai_source: tuple[Path, Path]
 ) -> None:

@@ -207,6 +207,8 @@ def _common_fields(spec: ModelSpec | None) -> dict[str, Any]:
         fields["modality"] = spec.modality
     if spec is not None and spec.description is not None:
         fields["description"] = spec.description
+    if spec is not None and spec.role is not None:
+        fields["role"] = spec.role
     return fields
 
 
@@ -339,11 +341,12 @@ def install_model(
         fields, copies, expected = _plan(located, name, spec_path, version, source_text)
         # Validate before copying (weights can be gigabytes): placeholder hashes.
         draft = _validated(fields, [WeightFile(path=rel, sha256="0" * 64) for _, rel in copies])
-        uncoded = uncoded_labels(draft.labels)
+        uncoded = uncoded_labels(draft.labels) if draft.role == "segments" else []
         if uncoded:
             raise ModelInstallError(
                 f"labels without a code in pipelines/codes.py: {', '.join(uncoded)}; map each"
-                " value to a known structure name under labels: in --spec"
+                " value to a known structure name under labels: in --spec (or give role:"
+                " intermediate for a model whose classes a pipeline interprets)"
             )
         staging = _scratch(root, "install")
         scratch.append(staging)

@@ -210,8 +210,13 @@ class ModelManifest(_Model):
     format: ModelFormat
     modality: Annotated[str, Field(pattern=r"^[A-Z0-9_]{1,16}$")] | None = None
     description: str = ""
-    # Label value in the network's output -> structure name (a key of pipelines.codes).
+    # Label value in the network's output -> structure name (a key of pipelines.codes), or,
+    # for an intermediate model, a class name its pipeline interprets.
     labels: Annotated[dict[int, str], Field(min_length=1)]
+    # "segments": the labels are structures written to the SEG as they are; "intermediate":
+    # classes a pipeline turns into structures (TotalSpineSeg's steps: landmark discs, odd
+    # vertebrae ...), so their names need no code.
+    role: Literal["segments", "intermediate"] = "segments"
     input: InputSpec | None = None
     network: NetworkSpec | None = None
     nnunet: NnunetSpec | None = None

@@ -56,6 +56,7 @@ class ModelSpec(BaseModel):
     input: dict[str, Any] | None = None
     network: NetworkSpec | None = None
     output: Literal["logits", "probabilities"] | None = None
+    role: Literal["segments", "intermediate"] | None = None
 
     def given(self) -> list[str]:
         """The fields this spec sets."""
