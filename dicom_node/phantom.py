@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from pipelines import ImageVolume
 from pipelines.ct_basic import LABELS
@@ -271,32 +271,40 @@ def write_series(
     patient_name: str = "PHANTOM^TORSO",
     patient_id: str = "PHANTOM-TORSO",
     series_description: str = "dicom-node torso phantom",
+    body_part: str = "CHEST",
 ) -> list[Path]:
-    """Write an axial HFS volume as CT Image Storage files (PS3.3 A.3), one per slice.
+    """Write a volume as one single-frame instance per slice: CT Image Storage (PS3.3 A.3)
+    for a CT volume, MR Image Storage (A.4) for an MR one, in any orientation.
 
-    Explicit VR Little Endian, 12 of 16 bits unsigned with RescaleIntercept -1024; fresh
-    Study, Series, Frame of Reference and SOP Instance UIDs. Slice k lies at ImagePositionPatient
-    ``volume.index_to_world((k, 0, 0))``.
+    Explicit VR Little Endian, 12 of 16 bits unsigned (CT: RescaleIntercept -1024; MR: the
+    values as they are, clipped to 0..4095); fresh Study, Series, Frame of Reference and SOP
+    Instance UIDs. Slice k lies at ImagePositionPatient ``volume.index_to_world((k, 0, 0))``;
+    rows run along ``direction[2]``, columns along ``direction[1]``.
     """
-    if volume.direction[2] != (1.0, 0.0, 0.0) or volume.direction[1] != (0.0, 1.0, 0.0):
-        raise ValueError("only axial HFS volumes (rows along +x, columns along +y) are written")
+    if volume.modality not in ("CT", "MR"):
+        raise ValueError(f"CT or MR volumes are written (not {volume.modality!r})")
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now()
     common = _series_dataset(volume, patient_name, patient_id, series_description, now)
-    stored = np.clip(np.asarray(volume.array, dtype=np.int32) + 1024, 0, 4095).astype(np.uint16)
+    common.BodyPartExamined = body_part
+    offset = 1024 if volume.modality == "CT" else 0
+    stored = np.asarray(volume.array, dtype=np.int32) + offset
+    stored = np.clip(stored, 0, 4095).astype(np.uint16)
+    normal = np.asarray(volume.direction[0])
+    prefix = volume.modality
     paths = []
     for index in range(volume.shape[0]):
         dataset = copy.deepcopy(common)
         dataset.file_meta = FileMetaDataset()
-        dataset.file_meta.MediaStorageSOPClassUID = CTImageStorage
+        dataset.file_meta.MediaStorageSOPClassUID = common.SOPClassUID
         dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         dataset.InstanceNumber = index + 1
         position = volume.index_to_world((index, 0, 0))
         dataset.ImagePositionPatient = [_ds(value) for value in position]
-        dataset.SliceLocation = _ds(position[2])
+        dataset.SliceLocation = _ds(float(normal @ position))
         dataset.PixelData = stored[index].tobytes()
-        path = folder / f"CT{index + 1:04d}.dcm"
+        path = folder / f"{prefix}{index + 1:04d}.dcm"
         dataset.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
@@ -332,12 +340,13 @@ def _series_dataset(
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.SOPClassUID = CTImageStorage
+    mr = volume.modality == "MR"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M" if mr else "AXIAL"]
+    ds.SOPClassUID = MRImageStorage if mr else CTImageStorage
     ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = date
     ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = time
     ds.AccessionNumber = ""
-    ds.Modality = "CT"
+    ds.Modality = volume.modality
     ds.Manufacturer = "dicom-node"
     ds.ReferringPhysicianName = ""
     ds.StudyDescription = "Phantom"
@@ -349,8 +358,15 @@ def _series_dataset(
     ds.PatientSex = "O"
     ds.BodyPartExamined = "CHEST"
     ds.SliceThickness = _ds(volume.spacing[0])
-    ds.KVP = 120
-    ds.ConvolutionKernel = "STANDARD"
+    if mr:  # MR Image module (PS3.3 C.8.3.1): a 2D spin echo
+        ds.ScanningSequence, ds.SequenceVariant, ds.ScanOptions = "SE", "NONE", ""
+        ds.MRAcquisitionType = "2D"
+        ds.RepetitionTime, ds.EchoTime, ds.EchoTrainLength = 3000, 100, 16
+        ds.MagneticFieldStrength = 1.5
+        ds.ImagedNucleus = "1H"
+    else:
+        ds.KVP = 120
+        ds.ConvolutionKernel = "STANDARD"
     ds.PatientPosition = "HFS"
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
@@ -367,8 +383,11 @@ def _series_dataset(
     ds.Rows, ds.Columns = volume.shape[1], volume.shape[2]
     ds.PixelSpacing = [_ds(volume.spacing[1]), _ds(volume.spacing[2])]
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.WindowCenter, ds.WindowWidth = 40, 400
-    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
+    if mr:
+        ds.WindowCenter, ds.WindowWidth = 600, 1200
+    else:
+        ds.WindowCenter, ds.WindowWidth = 40, 400
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
     return ds
 
 

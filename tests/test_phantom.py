@@ -41,6 +41,22 @@ def test_series_holds_the_volume_at_its_positions(tmp_path: Path) -> None:
     assert (first.PatientName, first.PatientPosition) == ("PHANTOM^TORSO", "HFS")
 
 
+def test_sagittal_mr_series_is_valid_and_reads_back_voxel_for_voxel(tmp_path: Path) -> None:
+    from dicom_node.phantom_spine import make_spine
+    from dicom_node.series.assembly import assemble_series
+
+    volume, _ = make_spine((6, 96, 64), seed=3)
+    paths = write_series(tmp_path, volume, body_part="LSPINE")
+    assert dciodvfy_errors(paths[0]) == []
+    first = pydicom.dcmread(paths[0], stop_before_pixels=True)
+    assert (first.SOPClassUID.name, first.Modality) == ("MR Image Storage", "MR")
+    assert [float(v) for v in first.ImageOrientationPatient] == [0, 1, 0, 0, 0, -1]
+    assembled = assemble_series(paths, decode_workers=1).volume
+    assert np.array_equal(assembled.array, volume.array)
+    assert assembled.direction == volume.direction
+    assert np.allclose(assembled.origin, volume.origin)
+
+
 def test_each_series_gets_fresh_uids(tmp_path: Path) -> None:
     first = write_phantom_series(tmp_path / "a", shape=(1, 16, 16), spacing=(3.0, 24.0, 24.0))
     second = write_phantom_series(tmp_path / "b", shape=(1, 16, 16), spacing=(3.0, 24.0, 24.0))

@@ -267,3 +267,13 @@ def test_every_final_structure_has_codes() -> None:
     from pipelines.codes import SEGMENT_CODES
 
     assert set(TSS_VALUES) <= set(SEGMENT_CODES)
+
+
+def test_a_noisy_step_map_is_numbered_without_failing(spine: Spine) -> None:
+    """An untrained model's output: random classes everywhere. Whatever it finds is kept
+    (levels where they can be told, the unnumbered values otherwise) and nothing raises."""
+    rng = np.random.default_rng(5)
+    noisy = rng.integers(0, 12, spine.step2.shape).astype(np.uint8)
+    result = final_label_map(noisy, spine.volume, STEP2)
+    known = np.isin(noisy, sorted(STEP2.values))
+    assert np.array_equal(result.label_map > 0, known)

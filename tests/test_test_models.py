@@ -17,8 +17,10 @@ import torch
 import yaml
 from scipy import ndimage
 
+from dicom_node.phantom import write_series
 from dicom_node.phantom_abdomen import ABDOMEN_LABELS, make_abdomen, tumor_count
 from dicom_node.phantom_skeleton import ORGAN_LABELS, RIB_LABELS, VERTEBRA_LABELS, make_skeleton
+from dicom_node.series.assembly import assemble_series
 from pipelines import ImageVolume
 
 MODELS = Path(__file__).parent / "models"
@@ -140,6 +142,16 @@ def test_tumor_count_varies_between_one_and_four() -> None:
     counts = {tumor_count(make_abdomen(seed=seed)[1]) for seed in range(8)}
     assert len(counts) > 1
     assert counts <= {1, 2, 3, 4}
+
+
+def test_abdomen_reads_back_through_the_node_voxel_for_voxel(
+    abdomen: Abdomen, tmp_path: Path
+) -> None:
+    volume, _ = abdomen
+    assembled = assemble_series(write_series(tmp_path, volume), decode_workers=1).volume
+    assert np.array_equal(assembled.array, volume.array)
+    assert (assembled.direction, assembled.spacing) == (volume.direction, volume.spacing)
+    assert np.allclose(assembled.origin, volume.origin)
 
 
 def test_ambiguous_changes_only_that_organ(abdomen: Abdomen) -> None:

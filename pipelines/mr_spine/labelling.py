@@ -253,7 +253,8 @@ def final_label_map(
     kinds = _vertebra_parts(label_map, volume, classes, discs.axis)
     parts = [part for _, found in kinds for _, part in found]
     ordered = sorted(
-        (discs.positions[c], level) for c, level in discs.levels.items() if c in discs.positions
+        ((discs.positions[c], level) for c, level in discs.levels.items()),
+        key=lambda disc: disc[0],
     )
     levels, vertebra_notes = number_vertebrae(parts, ordered)
     notes += vertebra_notes
