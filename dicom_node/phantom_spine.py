@@ -86,7 +86,7 @@ def make_spine(
     """The MR volume (int16 signal) and its truth (uint8, TSS_VALUES)."""
     rng = np.random.default_rng(seed)
     grid = _grid(shape, spacing)
-    indices = np.stack(np.indices(shape), axis=-1)
+    indices = np.moveaxis(np.indices(shape), 0, -1)
     world = grid.index_to_world(indices)
     x, y, z = world[..., 0], world[..., 1], world[..., 2]
     bend = rng.uniform(-10.0, 10.0)
@@ -154,12 +154,15 @@ def step_truths(truth: npt.NDArray[np.integer]) -> StepTruths:
         step1[mask] = STEP1.landmarks[landmark] if landmark else STEP1.disc
         step2[mask] = STEP2.landmarks[landmark] if landmark else STEP2.disc
         odd |= mask & bool(level % 2)
+    odd_class, even_class = STEP2.odd, STEP2.even
+    assert odd_class is not None
+    assert even_class is not None
     for level in range(1, 25):
         mask = truth == TSS_VALUES[vertebra_key(level)]
         assert STEP1.vertebrae is not None
         assert STEP1.c1 is not None
         step1[mask] = STEP1.c1 if level == 1 else STEP1.vertebrae
-        step2[mask] = STEP2.odd if level % 2 else STEP2.even
+        step2[mask] = odd_class if level % 2 else even_class
     sacrum = truth == _SACRUM
     assert STEP1.vertebrae is not None
     assert STEP2.sacrum is not None
