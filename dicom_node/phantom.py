@@ -301,8 +301,8 @@ def write_series(
         dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         dataset.InstanceNumber = index + 1
         position = volume.index_to_world((index, 0, 0))
-        dataset.ImagePositionPatient = [_ds(value) for value in position]
-        dataset.SliceLocation = _ds(float(normal @ position))
+        dataset.ImagePositionPatient = [decimal_string(value) for value in position]
+        dataset.SliceLocation = decimal_string(float(normal @ position))
         dataset.PixelData = stored[index].tobytes()
         path = folder / f"{prefix}{index + 1:04d}.dcm"
         dataset.save_as(path, enforce_file_format=True)
@@ -357,7 +357,7 @@ def _series_dataset(
     ds.PatientBirthDate = ""
     ds.PatientSex = "O"
     ds.BodyPartExamined = "CHEST"
-    ds.SliceThickness = _ds(volume.spacing[0])
+    ds.SliceThickness = decimal_string(volume.spacing[0])
     if mr:  # MR Image module (PS3.3 C.8.3.1): a 2D spin echo
         ds.ScanningSequence, ds.SequenceVariant, ds.ScanOptions = "SE", "NONE", ""
         ds.MRAcquisitionType = "2D"
@@ -374,14 +374,14 @@ def _series_dataset(
     ds.SeriesNumber = 1
     ds.AcquisitionNumber = 1
     ds.ImageOrientationPatient = [
-        _ds(value) for value in (*volume.direction[2], *volume.direction[1])
+        decimal_string(value) for value in (*volume.direction[2], *volume.direction[1])
     ]
     ds.FrameOfReferenceUID = generate_uid()
     ds.PositionReferenceIndicator = ""
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows, ds.Columns = volume.shape[1], volume.shape[2]
-    ds.PixelSpacing = [_ds(volume.spacing[1]), _ds(volume.spacing[2])]
+    ds.PixelSpacing = [decimal_string(volume.spacing[1]), decimal_string(volume.spacing[2])]
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     if mr:
         ds.WindowCenter, ds.WindowWidth = 600, 1200
@@ -391,7 +391,7 @@ def _series_dataset(
     return ds
 
 
-def _ds(value: float) -> str:
+def decimal_string(value: float) -> str:
     """A Decimal String value (PS3.5 6.2: at most 16 characters)."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
     return "0" if text in {"-0", ""} else text

@@ -43,7 +43,13 @@ from dicom_node.series.pixels import (
 )
 from pipelines.volume import ImageVolume
 
-__all__ = ["AssembledSeries", "AssemblyRejection", "SourceFrame", "assemble_series"]
+__all__ = [
+    "AssembledSeries",
+    "AssemblyRejection",
+    "SourceFrame",
+    "assemble_series",
+    "read_instances",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +87,7 @@ def assemble_series(paths: Sequence[Path], *, decode_workers: int | None = None)
     workers = available_cpus() if decode_workers is None else decode_workers
     if workers < 1:
         raise ValueError(f"decode_workers must be at least 1 (got {decode_workers})")
-    if not paths:
-        raise VolumeAssemblyError(AssemblyRejection.NO_IMAGES, "the series has no files")
-    instances = [_read_instance(Path(path)) for path in paths]
-    _check_instances(instances)
-
+    instances = read_instances(paths)
     frames = [frame for instance in instances for frame in instance.frames]
     geometry = stack_planes(
         [frame.plane for frame in frames], single_slice_spacing=frames[0].single_slice_spacing
@@ -117,6 +119,16 @@ def assemble_series(paths: Sequence[Path], *, decode_workers: int | None = None)
         frames=tuple(frame.source for frame in ordered),
         headers=MappingProxyType({instance.source_uid: instance.header for instance in instances}),
     )
+
+
+def read_instances(paths: Sequence[Path]) -> list[_Instance]:
+    """The headers and frame geometry of one series' files, checked to belong together (no
+    duplicate instance, one Frame of Reference, one modality); pixel data not decoded."""
+    if not paths:
+        raise VolumeAssemblyError(AssemblyRejection.NO_IMAGES, "the series has no files")
+    instances = [_read_instance(Path(path)) for path in paths]
+    _check_instances(instances)
+    return instances
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,10 @@ class AssemblyRejection(StrEnum):
     GANTRY_TILT = "gantry_tilt"  # positions not along the normal (tilt or any other shear)
     UNSUPPORTED_PIXEL_DATA = "unsupported_pixel_data"  # colour, float, unknown transfer syntax
     CORRUPT_PIXEL_DATA = "corrupt_pixel_data"  # truncated or undecodable pixel data
+    # cine (dicom_node.series.cine)
+    CINE_UNORDERED = "cine_unordered"  # no Trigger Time nor Temporal Position Index
+    CINE_DUPLICATE_PHASE = "cine_duplicate_phase"  # two frames of one phase at one location
+    CINE_MISSING_PHASE = "cine_missing_phase"  # locations differ in their number of phases
 
 
 @dataclass(frozen=True)
