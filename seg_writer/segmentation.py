@@ -21,6 +21,7 @@ from pydicom import Dataset
 from pipelines.result import PipelineResult, Segment
 from seg_writer.coding import coded
 from seg_writer.errors import NothingSegmentedError, WriterInputError
+from seg_writer.layers import fix_layer_references, layered_masks, source_layers
 from seg_writer.options import AlgorithmInfo, WriterOptions
 from seg_writer.sources import SourceImage, arrange_sources, patient_name_copied_verbatim
 from seg_writer.uids import ResultUids, derived_uid
@@ -72,9 +73,23 @@ def create_segmentation(
     options: WriterOptions,
     uids: ResultUids,
 ) -> hd.seg.Segmentation:
-    """A BINARY SEG holding each written segment's non-empty frames (PS3.3 C.8.20)."""
-    arranged = arrange_sources(sources, label_map)
-    pixel_array = _numbered(arranged.pixel_array, written)
+    """A BINARY SEG holding each written segment's non-empty frames (PS3.3 C.8.20). Sources
+    that repeat their planes (a cine's phases) are written in layers (`seg_writer.layers`)."""
+    layers = source_layers(sources)
+    layer_of_segment: dict[int, int] = {}
+    if layers is None:
+        arranged = arrange_sources(sources, label_map)
+        pixel_array: npt.NDArray[np.generic] = _numbered(arranged.pixel_array, written)
+    else:
+        masks, layer_of = layered_masks(label_map, [w.segment.label for w in written], layers)
+        layer_of_segment = {
+            item.segment_number: layer for item, layer in zip(written, layer_of, strict=True)
+        }
+        first = [sources[index] for index in layers.layers[0]]
+        planes: npt.NDArray[np.integer] = np.any(masks, axis=-1).astype(np.uint8)
+        arranged = arrange_sources(first, planes)
+        labelled = np.flatnonzero(masks.any(axis=(1, 2, 3)))
+        pixel_array = masks[labelled].astype(np.uint8)
     identification = hd.AlgorithmIdentificationSequence(
         name=algorithm.name,
         family=coded(algorithm.family),
@@ -105,6 +120,8 @@ def create_segmentation(
             )
     except (ValueError, AttributeError) as exc:  # inputs highdicom cannot encode, or lacks
         raise WriterInputError(f"highdicom cannot build the SEG: {exc}") from exc
+    if layers is not None:
+        fix_layer_references(segmentation, sources, layers, layer_of_segment)
     if pixel_array.shape[0] == 1:
         _drop_single_plane_spacing(segmentation, arranged.source_images[0])
     return segmentation

@@ -34,11 +34,8 @@ __all__ = [
     "check_sources",
     "patient_name_copied_verbatim",
     "source_instances",
+    "source_position",
 ]
-
-# Planes closer than this along the slice normal are the same plane (mm). highdicom's own
-# position matching uses 1e-3 mm.
-_SAME_PLANE_MM = 1e-3
 
 
 @dataclass(frozen=True)
@@ -153,11 +150,6 @@ def _check_single_frames(sources: Sequence[SourceImage]) -> None:
     if len(orientations) != 1 or len(next(iter(orientations))) != 6:
         # highdicom requires the very same ImageOrientationPatient on every source image.
         raise WriterInputError("the source images do not share one ImageOrientationPatient")
-    orientation = [float(value) for value in next(iter(orientations))]
-    positions = [
-        [float(value) for value in source.dataset.ImagePositionPatient] for source in sources
-    ]
-    _check_distinct_planes(orientation, positions)
 
 
 def _check_multi_frame(sources: Sequence[SourceImage]) -> None:
@@ -177,21 +169,16 @@ def _check_multi_frame(sources: Sequence[SourceImage]) -> None:
         raise WriterInputError(
             "the multi-frame source has no shared plane orientation and pixel measures"
         )
-    orientation = [float(v) for v in shared.PlaneOrientationSequence[0].ImageOrientationPatient]
-    positions = [
-        [float(v) for v in _frame_position(dataset, number)[0].ImagePositionPatient]
-        for number in numbers
-    ]
-    _check_distinct_planes(orientation, positions)
+    for number in numbers:
+        _frame_position(dataset, number)  # each frame has its plane position
 
 
-def _check_distinct_planes(
-    orientation: Sequence[float], positions: Sequence[Sequence[float]]
-) -> None:
-    normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
-    distances = np.sort(np.asarray(positions) @ normal)
-    if np.any(np.diff(distances) < _SAME_PLANE_MM):
-        raise WriterInputError("two source slices lie in the same plane")
+def source_position(source: SourceImage) -> list[float]:
+    """ImagePositionPatient of a source image (of its frame, for a multi-frame one)."""
+    if source.frame_number is None:
+        return [float(value) for value in source.dataset.ImagePositionPatient]
+    plane = _frame_position(source.dataset, source.frame_number)
+    return [float(value) for value in plane[0].ImagePositionPatient]
 
 
 def _frame_number(source: SourceImage) -> int:
