@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
+from pipelines.cine import CineVolume
 from pipelines.codes import MILLILITER, VOLUME
-from pipelines.result import Measurement, PipelineResult, Segment
+from pipelines.result import CineResult, Measurement, PipelineResult, Segment
 from pipelines.volume import ImageVolume
 
-__all__ = ["Pipeline", "PipelineError", "SeriesFacts", "segment_volumes"]
+__all__ = ["CinePipeline", "Pipeline", "PipelineError", "SeriesFacts", "segment_volumes"]
 
 
 class PipelineError(Exception):
@@ -41,6 +42,19 @@ class Pipeline(Protocol):
         ...
 
     def run(self, volume: ImageVolume, facts: SeriesFacts) -> PipelineResult: ...
+
+
+class CinePipeline(Protocol):
+    """A pipeline over a cine (slices x phases): the node assembles the series with
+    `dicom_node.series.cine` for a pipeline whose `input_kind` is "cine"."""
+
+    name: str
+    input_kind: Literal["cine"]
+
+    @property
+    def version(self) -> str: ...
+
+    def run_cine(self, cine: CineVolume, facts: SeriesFacts) -> CineResult: ...
 
 
 def segment_volumes(

@@ -36,12 +36,17 @@ from pipelines.segment_code import (
 
 __all__ = [
     "ANATOMICAL_STRUCTURE",
+    "GRAM",
     "LEFT",
     "LESIONS",
     "LEVEL_ANCHOR",
     "LOCAL_SCHEME",
     "LOCAL_SCHEME_NAME",
     "LONG_AXIS",
+    "LV_EJECTION_FRACTION",
+    "LV_END_DIASTOLIC_VOLUME",
+    "LV_END_SYSTOLIC_VOLUME",
+    "LV_MASS",
     "MAXIMUM",
     "MEAN",
     "MEAN_PREDICTIVE_ENTROPY",
@@ -50,10 +55,12 @@ __all__ = [
     "MORPHOLOGICALLY_ABNORMAL_STRUCTURE",
     "NO_UNITS",
     "NUMBER_OF_LESIONS",
+    "PERCENT",
     "RECOMMENDATION",
     "REVIEW_RECOMMENDED",
     "RIGHT",
     "SEGMENT_CODES",
+    "STROKE_VOLUME",
     "TISSUE",
     "VOLUME",
     "SegmentCode",
@@ -99,6 +106,17 @@ REVIEW_RECOMMENDED = Code("SEG_REVIEW", LOCAL_SCHEME, "Review of segmentation re
 # item; the value is the landmark's own structure code, e.g. CID 7151 "C2/C3 disc"). No
 # standard concept names "anchor of a level count", so the name is a local code.
 LEVEL_ANCHOR = Code("LEVEL_ANCHOR", LOCAL_SCHEME, "Vertebral levels anchored by")
+
+
+# LV function (TID 1500 measurements of cmr_lv), from PS3.16: CID 3468/3469/3835 (cardiac
+# ED/ES volumes), CID 3835 (stroke volume), CID 3833 (ejection fraction), CID 12203 (mass).
+LV_END_DIASTOLIC_VOLUME = Code("8821-1", "LN", "Left Ventricular ED Volume")
+LV_END_SYSTOLIC_VOLUME = Code("8823-7", "LN", "Left Ventricular ES Volume")
+STROKE_VOLUME = sct("90096001", "Stroke Volume")
+LV_EJECTION_FRACTION = Code("8811-2", "LN", "Left ventricular ejection fraction by MR")
+LV_MASS = Code("18087-7", "LN", "Left Ventricle Mass")
+PERCENT = Code("%", "UCUM", "percent")
+GRAM = Code("g", "UCUM", "gram")
 
 
 def review_recommended(segment_label: int | None = None) -> Evaluation:
@@ -157,6 +175,11 @@ _ORGANS: dict[str, SegmentCode] = {
     "aorta": _organ("Aorta", "15825003", "Aorta", (216, 108, 54)),
     "brain": _organ("Brain", "12738006", "Brain", (216, 54, 149)),
     "spinal_cord": _organ("Spinal cord", "2748008", "Spinal cord", (255, 215, 0)),
+    # cmr_lv: the LV cavity is coded as the chamber (CID 7151 "Left ventricle", as
+    # TotalSegmentator codes heart_ventricle_left); the myocardium CID 12305's row.
+    "lv_blood_pool": _organ("LV blood pool", "87878005", "Left ventricle", (220, 60, 60)),
+    "lv_myocardium": _organ("LV myocardium", "49848007", "Left Ventricle Myocardium",
+                            (240, 190, 60)),
     "inferior_vena_cava": _organ("Inferior vena cava", "64131007", "Inferior vena cava",
                                  (0, 70, 200)),
 }  # fmt: skip

@@ -26,6 +26,7 @@ _PIPELINES: dict[str, str] = {
     "ct_abdomen": "pipelines.ct_abdomen:CtAbdomenPipeline",
     "ct_liver_tumor": "pipelines.ct_liver_tumor:CtLiverTumorPipeline",
     "mr_spine": "pipelines.mr_spine:MrSpinePipeline",
+    "cmr_lv": "pipelines.cmr_lv:CmrLvPipeline",
 }
 
 

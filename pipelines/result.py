@@ -6,12 +6,21 @@ sequences (PS3.3 8.8). Curated codes for segments live in `pipelines.codes`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Code", "Evaluation", "Measurement", "PipelineResult", "Segment"]
+__all__ = [
+    "CineResult",
+    "Code",
+    "Curve",
+    "Evaluation",
+    "Measurement",
+    "PipelineResult",
+    "Segment",
+]
 
 
 @dataclass(frozen=True)
@@ -92,3 +101,29 @@ class PipelineResult:
             if segment.label == label:
                 return segment
         raise KeyError(label)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A measured quantity over time (the LV volume over the cardiac cycle), for a figure."""
+
+    name: str  # e.g. "LV blood pool volume"
+    x_label: str  # e.g. "time after R wave (ms)"
+    y_label: str  # e.g. "ml"
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    markers: Mapping[str, int] = field(default_factory=dict)  # e.g. {"ED": 0, "ES": 7}
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise ValueError(f"{len(self.x)} x values for {len(self.y)} y values")
+
+
+@dataclass(frozen=True, eq=False)
+class CineResult:
+    """What a cine pipeline gives: a PipelineResult whose label map is the label maps of
+    `phases` stacked (phase after phase, each the cine's slices), and curves over time."""
+
+    result: PipelineResult
+    phases: tuple[int, ...]
+    curves: tuple[Curve, ...] = ()

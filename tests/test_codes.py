@@ -4,15 +4,22 @@ codes are well-formed (PS3.16 CID 7150/7151/244, SNOMED CT identifiers, UCUM uni
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 
 import pytest
 
 from pipelines.codes import (
+    GRAM,
     LEFT,
     LESIONS,
+    LEVEL_ANCHOR,
     LOCAL_SCHEME,
     LONG_AXIS,
+    LV_EJECTION_FRACTION,
+    LV_END_DIASTOLIC_VOLUME,
+    LV_END_SYSTOLIC_VOLUME,
+    LV_MASS,
     MAXIMUM,
     MEAN,
     MEAN_PREDICTIVE_ENTROPY,
@@ -21,10 +28,12 @@ from pipelines.codes import (
     MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
     NO_UNITS,
     NUMBER_OF_LESIONS,
+    PERCENT,
     RECOMMENDATION,
     REVIEW_RECOMMENDED,
     RIGHT,
     SEGMENT_CODES,
+    STROKE_VOLUME,
     VOLUME,
     review_recommended,
     segment_for,
@@ -54,8 +63,14 @@ SR_CODES = {
     "MEAN_PREDICTIVE_ENTROPY": MEAN_PREDICTIVE_ENTROPY,
     "RECOMMENDATION": RECOMMENDATION,
     "REVIEW_RECOMMENDED": REVIEW_RECOMMENDED,
+    "LEVEL_ANCHOR": LEVEL_ANCHOR,
+    "LV_END_DIASTOLIC_VOLUME": LV_END_DIASTOLIC_VOLUME,
+    "LV_END_SYSTOLIC_VOLUME": LV_END_SYSTOLIC_VOLUME,
+    "STROKE_VOLUME": STROKE_VOLUME,
+    "LV_EJECTION_FRACTION": LV_EJECTION_FRACTION,
+    "LV_MASS": LV_MASS,
 }
-UNITS = (MILLILITER, MILLIMETER, NO_UNITS, LESIONS)
+UNITS = (MILLILITER, MILLIMETER, NO_UNITS, LESIONS, PERCENT, GRAM)
 
 
 def autoorgan_names() -> list[str]:
@@ -167,7 +182,7 @@ def test_the_concept_identifier_check_rejects_a_typo() -> None:
 
 def test_codes_use_only_standard_schemes_or_the_local_one() -> None:
     schemes = {code.scheme_designator for _, code in all_codes()}
-    assert schemes <= {"SCT", "DCM", "UCUM", LOCAL_SCHEME}
+    assert schemes <= {"SCT", "DCM", "LN", "UCUM", LOCAL_SCHEME}
 
 
 def test_the_local_scheme_is_a_private_designator() -> None:
@@ -265,3 +280,23 @@ def test_units_are_ucum() -> None:
 
 def test_review_recommended_is_a_recommendation_of_one_segment() -> None:
     assert review_recommended(3) == Evaluation(RECOMMENDATION, REVIEW_RECOMMENDED, 3)
+
+
+def test_standard_sr_concepts_are_ps3_16_concepts() -> None:
+    """Every SR concept of a standard scheme is in DICOM's concept dictionary (as pydicom
+    ships PS3.16) under that meaning (a SNOMED CT semantic tag aside): none is invented."""
+    from pydicom.sr._concepts_dict import concepts
+
+    def meanings(code: Code) -> set[str]:
+        table = concepts.get(code.scheme_designator, {})
+        found = {
+            m for entry in table.values() for value, (m, _) in entry.items() if value == code.value
+        }
+        return found | {re.sub(r" \([a-z ]+\)$", "", m) for m in found}
+
+    wrong = {
+        name: sorted(meanings(code))
+        for name, code in SR_CODES.items()
+        if code.scheme_designator != LOCAL_SCHEME and code.meaning not in meanings(code)
+    }
+    assert wrong == {}

@@ -1,0 +1,23 @@
+"""The options of the cmr_lv pipeline (the mapping under `pipelines.cmr_lv` in the YAML).
+
+A bad value raises a `ValueError` naming the option.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.runtime import InferenceOptions
+
+__all__ = ["CmrLvOptions"]
+
+
+class CmrLvOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The installed 2D network (MONAI, TorchScript or ONNX; `input.spatial_dims: 2`) whose
+    # labels name "lv_blood_pool" and "lv_myocardium".
+    model: str = Field(default="cmr_lv_resunet", min_length=1)
+    # LV mass = myocardial volume at end diastole x this density (the usual 1.05 g/ml).
+    myocardial_density_g_per_ml: float = Field(default=1.05, gt=0.5, lt=2.0)
+    inference: InferenceOptions = InferenceOptions()
