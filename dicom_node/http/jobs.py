@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
 
 from dicom_node.dispatch import Delivery
 from dicom_node.http.context import ApiContext
 from dicom_node.http.problems import ProblemError, require_uid
 from dicom_node.jobs import Job, JobQueue
+from dicom_node.jobs.figures import figure_folder, figure_names
 
 __all__ = ["job_routes", "job_to_json"]
 
@@ -27,7 +31,9 @@ def _delivery_json(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def job_to_json(job: Job, deliveries: list[Delivery]) -> dict[str, Any]:
+def job_to_json(
+    job: Job, deliveries: list[Delivery], figures: list[str] | None = None
+) -> dict[str, Any]:
     return {
         "id": job.id,
         "pipeline": job.pipeline,
@@ -49,16 +55,20 @@ def job_to_json(job: Job, deliveries: list[Delivery]) -> dict[str, Any]:
         "timings_s": job.timings,
         "result_instances": list(job.result_instances),
         "deliveries": [_delivery_json(d) for d in deliveries],
+        "figures": [f"/api/jobs/{job.id}/figures/{name}.png" for name in figures or []],
     }
 
 
-def _jobs_json(queue: JobQueue, jobs: list[Job]) -> list[dict[str, Any]]:
+def _jobs_json(queue: JobQueue, jobs: list[Job], storage: Path) -> list[dict[str, Any]]:
     deliveries = queue.outbox.for_jobs([job.id for job in jobs])
-    return [job_to_json(job, deliveries.get(job.id, [])) for job in jobs]
+    return [
+        job_to_json(job, deliveries.get(job.id, []), figure_names(storage, job.id)) for job in jobs
+    ]
 
 
 def job_routes(context: ApiContext) -> APIRouter:
     router = APIRouter()
+    storage = Path(context.storage_path)
 
     def queue() -> JobQueue:
         if context.jobs is None:
@@ -84,7 +94,7 @@ def job_routes(context: ApiContext) -> APIRouter:
             "series_instance_uid": series_instance_uid,
             "instance_count": ready.snapshot.instance_count,
             "reason": ready.reason.value,
-            "jobs": _jobs_json(queue(), jobs),
+            "jobs": _jobs_json(queue(), jobs, storage),
         }
 
     @router.get("/api/jobs")
@@ -96,14 +106,24 @@ def job_routes(context: ApiContext) -> APIRouter:
         if series is not None:
             require_uid(series, "series")
         jobs = queue().list(series_instance_uid=series, limit=limit, offset=offset)
-        return _jobs_json(queue(), jobs)
+        return _jobs_json(queue(), jobs, storage)
 
     @router.get("/api/jobs/{job_id}")
     def get_job(job_id: int) -> dict[str, Any]:
         job = queue().get(job_id)
         if job is None:
             raise ProblemError(404, "Job not found", f"there is no job {job_id}")
-        return _jobs_json(queue(), [job])[0]
+        return _jobs_json(queue(), [job], storage)[0]
+
+    @router.get("/api/jobs/{job_id}/figures/{name}.png", response_class=FileResponse)
+    def job_figure(job_id: int, name: str) -> FileResponse:
+        """A figure of the job's result (the LV volume curve of a cine), PNG."""
+        if not re.fullmatch(r"[a-z0-9_]{1,64}", name):
+            raise ProblemError(404, "Figure not found", f"no figure {name!r}")
+        path = figure_folder(storage, job_id) / f"{name}.png"
+        if not path.is_file():
+            raise ProblemError(404, "Figure not found", f"job {job_id} has no figure {name!r}")
+        return FileResponse(path, media_type="image/png")
 
     @router.post("/api/jobs/{job_id}/retry")
     def retry_job(job_id: int) -> dict[str, Any]:
@@ -111,6 +131,6 @@ def job_routes(context: ApiContext) -> APIRouter:
         job = queue().retry(job_id)
         if job is None:
             raise ProblemError(404, "Job not found", f"there is no job {job_id}")
-        return _jobs_json(queue(), [job])[0]
+        return _jobs_json(queue(), [job], storage)[0]
 
     return router

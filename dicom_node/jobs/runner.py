@@ -13,27 +13,32 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicom_node.config.models import NodeConfig
 from dicom_node.errors import VolumeAssemblyError
 from dicom_node.index import Index
+from dicom_node.jobs.figures import write_figures
 from dicom_node.jobs.intake import model_runtime
 from dicom_node.jobs.queue import Job
-from dicom_node.series.assembly import AssembledSeries, assemble_series
+from dicom_node.series.assembly import assemble_series
+from dicom_node.series.cine import assemble_cine
 from dicom_node.series.snapshot import load_snapshot
 from dicom_node.storage import InstanceStore, Receipt
 from dicom_node.uids import derive_uid
 from pipelines import (
     Pipeline,
     PipelineError,
+    PipelineResult,
     SeriesFacts,
     create_pipeline,
     pipeline_uses_models,
 )
+from pipelines.base import CinePipeline
 from pipelines.models import ModelError, ModelNotInstalledError
+from pipelines.result import Curve
 from seg_writer import (
     AlgorithmInfo,
     ResultUids,
@@ -87,8 +92,8 @@ def result_uids(job: Job) -> ResultUids:
     )
 
 
-def series_facts(assembled: AssembledSeries) -> SeriesFacts:
-    header = next(iter(assembled.headers.values()))
+def series_facts(headers: Mapping[str, Any]) -> SeriesFacts:
+    header = next(iter(headers.values()))
     attributes = {
         keyword: str(header.get(keyword, "")) for keyword in _FACT_KEYWORDS if keyword in header
     }
@@ -153,14 +158,28 @@ class JobRunner:
         if snapshot is None or not snapshot.instances:
             raise PermanentJobError("the series is no longer in the index")
         paths = [self._store.area.absolute(i.file_path) for i in snapshot.instances]
+        pipeline = self.pipeline(job.pipeline)
+        curves: tuple[Curve, ...] = ()
         try:
-            assembled = assemble_series(paths)
+            if getattr(pipeline, "input_kind", "volume") == "cine":
+                assembled_cine = assemble_cine(paths)
+                headers: Mapping[str, Any] = assembled_cine.headers
+            else:
+                assembled = assemble_series(paths)
+                headers = assembled.headers
         except VolumeAssemblyError as exc:
             raise PermanentJobError(f"series refused: {exc}") from exc
         lap("assemble")
-        pipeline = self.pipeline(job.pipeline)
         try:
-            result = pipeline.run(assembled.volume, series_facts(assembled))
+            if getattr(pipeline, "input_kind", "volume") == "cine":
+                cine_pipeline = cast(CinePipeline, pipeline)
+                cine_result = cine_pipeline.run_cine(assembled_cine.cine, series_facts(headers))
+                result: PipelineResult = cine_result.result
+                curves = cine_result.curves
+                frames = [f for phase in cine_result.phases for f in assembled_cine.frames[phase]]
+            else:
+                result = pipeline.run(assembled.volume, series_facts(headers))
+                frames = list(assembled.frames)
         except ModelNotInstalledError as exc:
             # The message is the fix (the install command); it stands alone.
             raise PermanentJobError(str(exc)) from exc
@@ -170,8 +189,7 @@ class JobRunner:
             raise PermanentJobError(f"pipeline {job.pipeline}: {exc}") from exc
         lap("pipeline")
         sources = [
-            SourceImage(assembled.headers[frame.sop_instance_uid], frame.frame_number)
-            for frame in assembled.frames
+            SourceImage(headers[frame.sop_instance_uid], frame.frame_number) for frame in frames
         ]
         try:
             documents = write_results(
@@ -201,4 +219,10 @@ class JobRunner:
             )
             stored.append(str(dataset.SOPInstanceUID))
         lap("store")
+        if curves:
+            try:
+                write_figures(self._store.area.root, job.id, curves)
+            except Exception:  # a figure is a convenience: the numbers are in the SR
+                logger.exception("job %d: the figures could not be drawn", job.id)
+            lap("figures")
         return JobOutput(tuple(stored), timings)
