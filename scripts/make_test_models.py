@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from test_models.abdomen import build_abdomen_models
+from test_models.cine import build_cine_model
 from test_models.readme import write_readme
 from test_models.skeleton import build_skeleton_models
 from test_models.spine import build_spine_models
@@ -50,6 +51,7 @@ _GROUPS = {
         "lits_tumor_onnx",
     ),
     "spine": ("nnunet/Dataset911_TotalSpineSegStep1", "nnunet/Dataset912_TotalSpineSegStep2"),
+    "cine": ("cmr_lv_resunet",),
 }
 
 
@@ -96,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         report |= build_abdomen_models(out, TRAIN_SEEDS, TEST_SEEDS, scale=scale)
     if "spine" in groups:
         report |= build_spine_models(out / "nnunet", TRAIN_SEEDS, TEST_SEEDS, scale=scale)
+    if "cine" in groups:
+        report |= build_cine_model(out, TRAIN_SEEDS, TEST_SEEDS, scale=scale)
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
     report_path.write_text(json.dumps(report, indent=1, default=str) + "\n", "utf-8")
@@ -123,8 +127,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in result.get("dice", {}).items()
         if value < 0.85
     ]
+    for model, result in report.items():
+        errors = result.get("errors", {})
+        limits = {"ef_points": 2.0, "edv_percent": 5.0, "esv_percent": 5.0}
+        failing += [
+            f"{model} {name} {errors[name]:.2f} (limit {limit})"
+            for name, limit in limits.items()
+            if errors.get(name, 0.0) > limit
+        ]
     for line in failing:
-        logger.error("Dice below 0.85: %s", line)
+        logger.error("below the mark: %s", line)
     if total > SIZE_LIMIT:
         logger.error("the models take %.1f MB, more than the 10 MB limit", total / 2**20)
     return 1 if failing or total > SIZE_LIMIT else 0

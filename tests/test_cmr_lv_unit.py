@@ -129,3 +129,10 @@ def test_registered_as_a_cine_pipeline() -> None:
     pipeline = create_pipeline("cmr_lv", {"model": "lv"})
     assert getattr(pipeline, "input_kind", None) == "cine"
     assert pipeline.version == "1.0.0"
+
+
+def test_a_cine_of_too_few_slices_is_refused() -> None:
+    phantom = make_cine(seed=2, phases=4, slices=2, matrix=32, pixel_mm=7.0)
+    pipeline = CmrLvPipeline(runtime=perfect_runtime(phantom))
+    with pytest.raises(PipelineError, match="needs at least 3 slice locations"):
+        pipeline.run_cine(phantom.cine, MR)

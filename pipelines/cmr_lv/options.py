@@ -20,4 +20,7 @@ class CmrLvOptions(BaseModel):
     model: str = Field(default="cmr_lv_resunet", min_length=1)
     # LV mass = myocardial volume at end diastole x this density (the usual 1.05 g/ml).
     myocardial_density_g_per_ml: float = Field(default=1.05, gt=0.5, lt=2.0)
+    # A stack with fewer slice locations is refused: volumes from one or two slices of a
+    # short-axis stack are wrong, not coarse.
+    min_slices: int = Field(default=3, ge=1)
     inference: InferenceOptions = InferenceOptions()

@@ -109,6 +109,11 @@ class CmrLvPipeline(ModelPipeline):
 
     def run_cine(self, cine: CineVolume, facts: SeriesFacts) -> CineResult:
         runtime, installed = self.prepare(cine.grid, facts)
+        if cine.grid.shape[0] < self.options.min_slices:
+            raise PipelineError(
+                f"a short-axis stack needs at least {self.options.min_slices} slice locations "
+                f"(this cine has {cine.grid.shape[0]})"
+            )
         model = self.options.model
         names = {name: value for value, name in installed[model].manifest.labels.items()}
         missing = [name for name in (BLOOD_POOL, MYOCARDIUM) if name not in names]

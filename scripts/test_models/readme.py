@@ -44,6 +44,13 @@ def write_readme(
         if "tumor_counts" in result:
             counts = "; ".join(f"{found} of {true}" for found, true in result["tumor_counts"])
             notes.append(f"tumors found: {counts}")
+        if "errors" in result:
+            errors = result["errors"]
+            notes.append(
+                f"worst error: EF {errors['ef_points']:.2f} points, EDV"
+                f" {errors['edv_percent']:.2f} %, ESV {errors['esv_percent']:.2f} %, mass"
+                f" {errors['mass_percent']:.2f} %; ED/ES phases right: {result['ed_es_right']}"
+            )
         if "anchors" in result:
             anchors = "; ".join(", ".join(found) or "none" for found in result["anchors"])
             notes.append(f"levels anchored by: {anchors}")

@@ -56,16 +56,17 @@ def process_volume(
 ) -> NodeResult:
     """Send `volume` as a CT series (dcmtk storescu), mark it ready, wait for its one job to
     succeed, and find the SEG and SR the node stored for it."""
-    files = write_series(folder, volume)
-    sent = storescu(node.dimse_port, files)
-    assert sent.returncode == 0, sent.stderr
-    headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in files]
-    series_uid = str(headers[0].SeriesInstanceUID)
-    response = httpx.post(f"{node.http_url}/api/series/{series_uid}/ready", timeout=10)
-    assert response.status_code in (200, 202), response.text
+    return process_files(node, write_series(folder, volume), timeout_s=timeout_s)
+
+
+def process_files(node: NodeProcess, files: list[Path], *, timeout_s: float = 300) -> NodeResult:
+    """Send the files of one series (dcmtk storescu), mark it ready, wait for its one job to
+    succeed, and find the SEG and SR the node stored for it."""
+    series_uid = send_and_mark_ready(node, files)
     job = wait_succeeded(node, series_uid, timeout_s=timeout_s)
     by_uid = {path.stem: path for path in _stored_files(node)}
     seg_uid, sr_uid = _result_uids(node, job)
+    headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in files]
     return NodeResult(
         series_uid,
         [str(header.SOPInstanceUID) for header in headers],  # written slice 0 first
@@ -73,6 +74,16 @@ def process_volume(
         by_uid[sr_uid],
         job,
     )
+
+
+def send_and_mark_ready(node: NodeProcess, files: list[Path]) -> str:
+    """storescu the files of one series and mark it ready; its Series Instance UID."""
+    sent = storescu(node.dimse_port, files)
+    assert sent.returncode == 0, sent.stderr
+    series_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
+    response = httpx.post(f"{node.http_url}/api/series/{series_uid}/ready", timeout=10)
+    assert response.status_code in (200, 202), response.text
+    return series_uid
 
 
 def wait_succeeded(node: NodeProcess, series_uid: str, *, timeout_s: float) -> dict[str, Any]:
