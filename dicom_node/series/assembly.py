@@ -48,6 +48,7 @@ __all__ = [
     "AssemblyRejection",
     "SourceFrame",
     "assemble_series",
+    "decode_frames",
     "read_instances",
 ]
 
@@ -93,18 +94,7 @@ def assemble_series(paths: Sequence[Path], *, decode_workers: int | None = None)
         [frame.plane for frame in frames], single_slice_spacing=frames[0].single_slice_spacing
     )
     ordered = [frames[index] for index in geometry.order]
-    array = np.empty((len(ordered), ordered[0].plane.rows, ordered[0].plane.columns), np.float32)
-    try:
-        read_frames(
-            [frame.location for frame in ordered],
-            [frame.rescale for frame in ordered],
-            array,
-            workers=workers,
-        )
-    except UnsupportedPixelDataError as exc:
-        raise VolumeAssemblyError(AssemblyRejection.UNSUPPORTED_PIXEL_DATA, str(exc)) from exc
-    except CorruptPixelDataError as exc:
-        raise VolumeAssemblyError(AssemblyRejection.CORRUPT_PIXEL_DATA, str(exc)) from exc
+    array = decode_frames(ordered, workers)
 
     repaired = sum(instance.repaired_uids for instance in instances)
     if repaired:
@@ -119,6 +109,25 @@ def assemble_series(paths: Sequence[Path], *, decode_workers: int | None = None)
         frames=tuple(frame.source for frame in ordered),
         headers=MappingProxyType({instance.source_uid: instance.header for instance in instances}),
     )
+
+
+def decode_frames(frames: Sequence[_Frame], workers: int) -> np.ndarray:
+    """The frames' pixel data, rescaled, as one float32 array ``(frames, rows, columns)``;
+    unreadable pixel data raises VolumeAssemblyError with its reason."""
+    first = frames[0].plane
+    array = np.empty((len(frames), first.rows, first.columns), np.float32)
+    try:
+        read_frames(
+            [frame.location for frame in frames],
+            [frame.rescale for frame in frames],
+            array,
+            workers=workers,
+        )
+    except UnsupportedPixelDataError as exc:
+        raise VolumeAssemblyError(AssemblyRejection.UNSUPPORTED_PIXEL_DATA, str(exc)) from exc
+    except CorruptPixelDataError as exc:
+        raise VolumeAssemblyError(AssemblyRejection.CORRUPT_PIXEL_DATA, str(exc)) from exc
+    return array
 
 
 def read_instances(paths: Sequence[Path]) -> list[_Instance]:

@@ -35,13 +35,10 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from dicom_node.errors import VolumeAssemblyError
-from dicom_node.series.assembly import SourceFrame, read_instances
+from dicom_node.series.assembly import SourceFrame, decode_frames, read_instances
 from dicom_node.series.geometry import AssemblyRejection, stack_planes
 from dicom_node.series.pixels import (
-    CorruptPixelDataError,
-    UnsupportedPixelDataError,
     available_cpus,
-    read_frames,
 )
 from pipelines.cine import CineVolume
 from pipelines.volume import ImageVolume
@@ -194,18 +191,7 @@ def assemble_cine(paths: Sequence[Path], *, decode_workers: int | None = None) -
 
     ordered = [members[k] for members, geometry in stacks for k in geometry.order]
     first = frames[ordered[0]].plane
-    array = np.empty((len(ordered), first.rows, first.columns), np.float32)
-    try:
-        read_frames(
-            [frames[i].location for i in ordered],
-            [frames[i].rescale for i in ordered],
-            array,
-            workers=workers,
-        )
-    except UnsupportedPixelDataError as exc:
-        raise VolumeAssemblyError(AssemblyRejection.UNSUPPORTED_PIXEL_DATA, str(exc)) from exc
-    except CorruptPixelDataError as exc:
-        raise VolumeAssemblyError(AssemblyRejection.CORRUPT_PIXEL_DATA, str(exc)) from exc
+    array = decode_frames([frames[i] for i in ordered], workers)
     by_phase = array.reshape(phase_count, slice_count, first.rows, first.columns)
 
     modality = instances[0].modality

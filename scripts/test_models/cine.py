@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from torch import nn
 
 from dicom_node.phantom_cine import CinePhantom, make_cine
 from pipelines.cmr_lv import lv_function
+from test_models.monai_models import export_onnx
 
 __all__ = ["build_cine_model"]
 
@@ -93,24 +93,6 @@ def _train(network: nn.Module, phantoms: Sequence[CinePhantom], iterations: int)
     return float(np.mean(losses[-max(1, iterations // 10) :]))
 
 
-def _export(path: Path, network: nn.Module) -> None:
-    example = torch.zeros((1, 1, *PATCH))
-    axes = {0: "batch", 2: "x", 3: "y"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            network.eval(),
-            (example,),
-            str(path),
-            dynamo=False,
-            input_names=["image"],
-            output_names=["logits"],
-            dynamic_axes={"image": axes, "logits": axes},
-            opset_version=17,
-        )
-
-
 def _write_spec(path: Path) -> None:
     spec = {
         "version": "test-1",
@@ -168,6 +150,6 @@ def build_cine_model(
     logger.info("training %s (%d iterations)", NAME, iterations)
     loss = _train(network, [make_cine(seed=seed) for seed in train_seeds], iterations)
     folder = out / NAME
-    _export(folder / "model.onnx", network)
+    export_onnx(folder / "model.onnx", network, PATCH)
     _write_spec(folder / "spec.yaml")
     return {NAME: _score(folder / "model.onnx", test_seeds) | {"loss": loss}}

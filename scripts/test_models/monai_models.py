@@ -169,9 +169,10 @@ def export_torchscript(path: Path, network: nn.Module, patch_size: Sequence[int]
 
 def export_onnx(path: Path, network: nn.Module, patch_size: Sequence[int]) -> None:
     """`network` as ONNX (opset 17, TorchScript-based exporter: no onnxscript needed), batch
-    and spatial sizes dynamic; input "image" ``(N, 1, x, y, z)``, output "logits"."""
+    and spatial sizes dynamic; input "image" ``(N, 1, x, y, z)`` (2D: ``(N, 1, x, y)``),
+    output "logits"."""
     example = torch.zeros((1, 1, *patch_size))
-    axes = {0: "batch", 2: "x", 3: "y", 4: "z"}
+    axes = {0: "batch", **{2 + k: "xyz"[k] for k in range(len(patch_size))}}
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
