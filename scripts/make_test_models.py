@@ -35,7 +35,7 @@ logger = logging.getLogger("make_test_models")
 REPOSITORY = Path(__file__).resolve().parents[1]
 TRAIN_SEEDS = tuple(range(8))
 TEST_SEEDS = (1000, 1001)  # held out; tests/test_test_models.py uses yet another
-SIZE_LIMIT = 10 * 2**20  # committed with the repository: keep them small
+SIZE_LIMIT = 12 * 2**20  # committed with the repository: keep them small (5 nnU-Net folders)
 # What each group of models writes under the output folder (removed before it is rebuilt).
 _GROUPS = {
     "skeleton": (
@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     for line in failing:
         logger.error("below the mark: %s", line)
     if total > SIZE_LIMIT:
-        logger.error("the models take %.1f MB, more than the 10 MB limit", total / 2**20)
+        logger.error(
+            "the models take %.1f MB, more than the %d MB limit", total / 2**20, SIZE_LIMIT >> 20
+        )
     return 1 if failing or total > SIZE_LIMIT else 0
 
 
