@@ -285,7 +285,7 @@ def write_series(
         raise ValueError(f"CT or MR volumes are written (not {volume.modality!r})")
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now()
-    common = _series_dataset(volume, patient_name, patient_id, series_description, now)
+    common = series_dataset(volume, patient_name, patient_id, series_description, now)
     common.BodyPartExamined = body_part
     offset = 1024 if volume.modality == "CT" else 0
     stored = np.asarray(volume.array, dtype=np.int32) + offset
@@ -329,14 +329,15 @@ def write_labels(path: Path, labels: npt.NDArray[np.uint8], volume: ImageVolume)
         raise ValueError(f"labels end in {', '.join(LABEL_SUFFIXES)} (not {path.name})")
 
 
-def _series_dataset(
+def series_dataset(
     volume: ImageVolume,
     patient_name: str,
     patient_id: str,
     series_description: str,
     now: datetime.datetime,
 ) -> Dataset:
-    """The attributes every slice shares: patient, study, series, frame, equipment, pixels."""
+    """The attributes every slice of a phantom series shares: patient, study, series, frame,
+    equipment, pixels (CT, or a 2D spin-echo MR)."""
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"

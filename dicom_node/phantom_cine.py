@@ -38,7 +38,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from dicom_node.phantom import decimal_string
+from dicom_node.phantom import decimal_string, series_dataset
 from pipelines.cine import CineVolume
 from pipelines.volume import ImageVolume
 
@@ -243,51 +243,22 @@ def write_cine(
 
 
 def _common(grid: ImageVolume, rr_ms: float, phases: int) -> Dataset:
-    now = datetime.datetime.now()
-    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 100"
+    """The phantom series' attributes (`dicom_node.phantom.series_dataset`) as a cine: a
+    balanced SSFP (gradient echo) sequence, 8 mm slices, the cardiac timing of the series."""
+    ds = series_dataset(
+        grid, "PHANTOM^HEART", "PHANTOM-HEART", "cine short axis", datetime.datetime.now()
+    )
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
-    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = date
-    ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = time
-    ds.AccessionNumber = ""
-    ds.Modality = "MR"
-    ds.Manufacturer = "dicom-node"
     ds.ManufacturerModelName = "cine phantom"
-    ds.ReferringPhysicianName = ""
     ds.StudyDescription = "Cardiac phantom"
-    ds.SeriesDescription = "cine short axis"
-    ds.PatientName = "PHANTOM^HEART"
-    ds.PatientID = "PHANTOM-HEART"
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "O"
     ds.BodyPartExamined = "HEART"
-    ds.PatientPosition = "HFS"
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.StudyID = "1"
-    ds.SeriesNumber = 1
-    ds.AcquisitionNumber = 1
-    ds.FrameOfReferenceUID = generate_uid()
-    ds.PositionReferenceIndicator = ""
     ds.ScanningSequence, ds.SequenceVariant, ds.ScanOptions = "GR", "SS", ""
-    ds.MRAcquisitionType = "2D"
     ds.RepetitionTime, ds.EchoTime, ds.EchoTrainLength = 3.0, 1.5, 1
-    ds.MagneticFieldStrength = 1.5
-    ds.ImagedNucleus = "1H"
     ds.SliceThickness = decimal_string(8.0)
     ds.SpacingBetweenSlices = decimal_string(grid.spacing[0])
     ds.NominalInterval = round(rr_ms)  # IS
     ds.HeartRate = round(60000.0 / rr_ms)  # IS
     ds.CardiacNumberOfImages = phases
-    ds.ImageOrientationPatient = [
-        decimal_string(v) for v in (*grid.direction[2], *grid.direction[1])
-    ]
-    ds.PixelSpacing = [decimal_string(grid.spacing[1]), decimal_string(grid.spacing[2])]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = grid.shape[1], grid.shape[2]
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.WindowCenter, ds.WindowWidth = 500, 1000
     return ds
 
