@@ -15,7 +15,7 @@ A phantom cine (`dicom_node.phantom_cine`, default 10 slices x 25 phases of 256 
 Speed does not depend on the weights. Prints a table and, with `--json`, writes the figures.
 
     cd /work/main && .venv/bin/python -m bench.cine [--slices 10] [--phases 25] [--matrix 256]
-        [--repeat 3] [--model FOLDER] [--json OUT.json]
+        [--repeat 3] [--model FOLDER] [--sw-batch-size 1] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--model", type=Path, default=TEST_MODEL)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--sw-batch-size", type=int, default=1, help="cmr_lv inference.sw_batch_size"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -111,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         store.install(weights, "cmr_lv_resunet", spec=spec if spec.is_file() else None)
         runtime = ModelRuntime(store, device=args.device)
         timed = TimedRuntime(runtime)
-        pipeline = CmrLvPipeline(runtime=timed)  # type: ignore[arg-type]
+        pipeline = CmrLvPipeline(
+            runtime=timed,  # type: ignore[arg-type]
+            inference={"sw_batch_size": args.sw_batch_size},
+        )
         facts = SeriesFacts(modality="MR")
 
         started = time.perf_counter()
@@ -145,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     total = medians["assemble"] + medians["inference"] + medians["measure"]
     figures = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {args.device}",
+        "sw_batch_size": args.sw_batch_size,
         "cine": f"{args.slices} slices x {args.phases} phases of {args.matrix}^2",
         "files": len(paths),
         "warm_up_s": round(warm_up, 3),
@@ -154,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         "ef_percent": round(ef, 2),
         "repeat": args.repeat,
     }
-    print(f"cine: {figures['cine']} ({figures['files']} files); {figures['machine']}")
+    print(
+        f"cine: {figures['cine']} ({figures['files']} files); {figures['machine']}; "
+        f"sw_batch_size {args.sw_batch_size}"
+    )
     print(f"model warm-up (load + first phase): {warm_up:.3f} s")
     for stage in ("assemble", "inference", "measure"):
         print(f"  {stage:<10} {medians[stage]:8.3f} s  ({100 * medians[stage] / total:4.1f} %)")
