@@ -102,6 +102,8 @@ def _write_spec(path: Path) -> None:
         "labels": dict(LABELS),
         "input": {
             "spatial_dims": 2,
+            # the phantoms' pixel size: other pixel sizes are resampled in-plane to it
+            "spacing_mm": [2.5, 2.5, 10.0],
             "normalization": {"kind": "zscore"},
             "patch_size": [*PATCH, 1],
         },
