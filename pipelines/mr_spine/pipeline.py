@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import cc3d
 import numpy as np
+import numpy.typing as npt
 
 from pipelines.base import PipelineError, SeriesFacts, segment_volumes
 from pipelines.codes import LEVEL_ANCHOR, SEGMENT_CODES, review_recommended, segment_for
@@ -36,7 +38,6 @@ from pipelines.mr_spine.labelling import (
 )
 from pipelines.mr_spine.levels import C1_ANCHOR, LANDMARK_DISCS, disc_name, vertebra_name
 from pipelines.mr_spine.options import MrSpineOptions
-from pipelines.postprocess import remove_small_components
 from pipelines.result import Code, Evaluation, PipelineResult
 from pipelines.volume import ImageVolume
 
@@ -75,17 +76,12 @@ class MrSpinePipeline(ModelPipeline):
         step2 = runtime.predict(
             options.step2_model, volume, options.inference, extra_channels=[odd]
         ).labels
-        step2 = step2.copy()
-        for value in range(1, 12):
-            mask = step2 == value
-            kept = remove_small_components(mask, options.min_part_voxels)
-            if kept.removed_components:
-                step2[mask & ~kept.mask] = 0
-                notes.append(
-                    f"step 2: {kept.removed_components} part(s) of class {value} under "
-                    f"min_part_voxels {options.min_part_voxels} dropped ({kept.removed_voxels} "
-                    "voxels)"
-                )
+        step2, dropped = _without_specks(step2, options.min_part_voxels)
+        notes += [
+            f"step 2: {parts} part(s) of class {value} under min_part_voxels "
+            f"{options.min_part_voxels} dropped ({voxels} voxels)"
+            for value, (parts, voxels) in dropped.items()
+        ]
         final = final_label_map(step2, volume, STEP2)
         notes += [f"step 2: {note}" for note in final.notes]
         label_map = final.label_map
@@ -105,6 +101,28 @@ class MrSpinePipeline(ModelPipeline):
             evaluations=tuple(evaluations),
             notes=tuple(notes),
         )
+
+
+def _without_specks(
+    labels: npt.NDArray[np.integer], min_voxels: int
+) -> tuple[npt.NDArray[np.integer], dict[int, tuple[int, int]]]:
+    """`labels` without the connected parts (26-connected, per class, one pass) of fewer than
+    `min_voxels` voxels, and per class value the parts and voxels dropped."""
+    components = cc3d.connected_components(labels, connectivity=26)
+    sizes = np.bincount(components.ravel())
+    small = sizes < min_voxels
+    small[0] = False
+    if not small.any():
+        return labels, {}
+    class_of = np.zeros(len(sizes), dtype=np.int64)
+    class_of[components.ravel()] = labels.ravel()  # one class per part
+    cleaned = labels.copy()
+    cleaned[small[components]] = 0
+    dropped = {}
+    for value in np.unique(class_of[small]):
+        parts = small & (class_of == value)
+        dropped[int(value)] = (int(parts.sum()), int(sizes[parts].sum()))
+    return cleaned, dropped
 
 
 def _check_classes(model: InstalledModel, classes: StepClasses, step: str) -> None:
