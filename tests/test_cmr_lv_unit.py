@@ -136,3 +136,10 @@ def test_a_cine_of_too_few_slices_is_refused() -> None:
     pipeline = CmrLvPipeline(runtime=perfect_runtime(phantom))
     with pytest.raises(PipelineError, match="needs at least 3 slice locations"):
         pipeline.run_cine(phantom.cine, MR)
+
+
+def test_a_series_of_too_few_phases_is_refused() -> None:
+    phantom = make_cine(seed=2, phases=1, slices=4, matrix=32, pixel_mm=7.0)
+    pipeline = CmrLvPipeline(runtime=perfect_runtime(phantom))
+    with pytest.raises(PipelineError, match="needs at least 8 phases \\(this series has 1\\)"):
+        pipeline.run_cine(phantom.cine, MR)

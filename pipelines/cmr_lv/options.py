@@ -23,4 +23,7 @@ class CmrLvOptions(BaseModel):
     # A stack with fewer slice locations is refused: volumes from one or two slices of a
     # short-axis stack are wrong, not coarse.
     min_slices: int = Field(default=3, ge=1)
+    # A series with fewer phases is no cine of the whole cycle (an MR volume routed here by
+    # mistake has one): end systole could not be found, so it is refused.
+    min_phases: int = Field(default=8, ge=2)
     inference: InferenceOptions = InferenceOptions()

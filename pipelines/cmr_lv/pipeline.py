@@ -114,6 +114,11 @@ class CmrLvPipeline(ModelPipeline):
                 f"a short-axis stack needs at least {self.options.min_slices} slice locations "
                 f"(this cine has {cine.grid.shape[0]})"
             )
+        if len(cine.phases) < self.options.min_phases:
+            raise PipelineError(
+                f"a cine of the cardiac cycle needs at least {self.options.min_phases} phases "
+                f"(this series has {len(cine.phases)})"
+            )
         model = self.options.model
         names = {name: value for value, name in installed[model].manifest.labels.items()}
         missing = [name for name in (BLOOD_POOL, MYOCARDIUM) if name not in names]
