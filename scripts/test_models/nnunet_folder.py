@@ -20,6 +20,7 @@ non-zero, CTNormalization), exactly the input the predictor gives it.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -49,9 +50,12 @@ __all__ = [
     "make_plans",
     "predictor",
     "preprocess",
+    "train_task",
     "write_results_folder",
     "write_spec",
 ]
+
+logger = logging.getLogger(__name__)
 
 PLANS_NAME = "nnUNetPlans"
 CONFIGURATION = "3d_fullres"
@@ -413,3 +417,46 @@ def cli_predict(
             )
             for index in range(len(volumes))
         ]
+
+
+def train_task(
+    out: Path,
+    task: NnunetTask,
+    labels: dict[str, int],
+    pairs: list[tuple[npt.NDArray[np.generic], npt.NDArray[np.integer]]],
+    spacing: tuple[float, float, float],
+    *,
+    description: str,
+    dice_classes: tuple[int, ...],
+    orientation: str = "LPS",
+) -> Path:
+    """Plan, preprocess, train and write one task's results folder (and its spec.yaml) under
+    `out` from (image, labels) pairs: images (z, y, x) or (C, z, y, x) as stored."""
+    from test_models.training import Case, TrainingPlan, train
+
+    dataset = dataset_json(labels, len(pairs), task.channels, description)
+    found = fingerprint(pairs, spacing)
+    depth, rows, columns = (int(size) for size in pairs[0][1].shape)
+    intensities = found["foreground_intensity_properties_per_channel"]
+    plans = make_plans(task, (depth, rows, columns), spacing, intensities)
+    cases = []
+    for image, truth in pairs:
+        data, seg = preprocess(image, truth, spacing, plans, dataset)
+        assert seg is not None
+        cases.append(Case(data, seg))
+    torch.manual_seed(task.dataset_id)
+    network = build_network(plans, dataset, task.trainer)
+    plan = TrainingPlan(
+        patch_size=task.training_patch,
+        iterations=task.iterations,
+        classes=len(labels),
+        dice_classes=dice_classes,
+        batch_size=task.batch_size,
+        learning_rate=task.learning_rate,
+        mirror_axes=task.mirror_axes or (),
+        seed=task.dataset_id,
+    )
+    logger.info("training %s (%d iterations)", task.model_name, task.iterations)
+    loss = train(network, cases, plan)
+    write_spec(out, task, orientation=orientation)
+    return write_results_folder(out, task, plans, dataset, found, network, loss)

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from dicom_node.phantom_skeleton import ORGAN_LABELS, RIB_LABELS, VERTEBRA_LABELS, make_skeleton
 from pipelines import ImageVolume
 from test_models import nnunet_folder as nf
 from test_models.autoorgan import TASK_GROUPS
-from test_models.training import Case, TrainingPlan, dice_scores, train
+from test_models.training import dice_scores
 
 __all__ = ["TASKS", "build_skeleton_models"]
 
@@ -96,34 +95,15 @@ def build_skeleton_models(
 def _build(
     out: Path, task: nf.NnunetTask, training: list[tuple[ImageVolume, dict[str, Any]]]
 ) -> Path:
-    spacing = training[0][0].spacing
-    shape = training[0][0].shape
-    dataset = nf.dataset_json(TASK_GROUPS[task.task], len(training))
-    pairs = [(volume.array, truth[task.task]) for volume, truth in training]
-    fingerprint = nf.fingerprint(pairs, spacing)
-    intensities = fingerprint["foreground_intensity_properties_per_channel"]
-    plans = nf.make_plans(task, shape, spacing, intensities)
-    cases = []
-    for image, labels in pairs:
-        data, seg = nf.preprocess(image, labels, spacing, plans, dataset)
-        assert seg is not None
-        cases.append(Case(data, seg))
-    torch.manual_seed(task.dataset_id)
-    network = nf.build_network(plans, dataset, task.trainer)
-    plan = TrainingPlan(
-        patch_size=task.training_patch,
-        iterations=task.iterations,
-        classes=len(TASK_GROUPS[task.task]),
+    return nf.train_task(
+        out,
+        task,
+        TASK_GROUPS[task.task],
+        [(volume.array, truth[task.task]) for volume, truth in training],
+        training[0][0].spacing,
+        description="synthetic torso CT (dicom_node.phantom_skeleton), AutoOrgan labels",
         dice_classes=tuple(sorted(_DRAWN[task.task].values())),
-        batch_size=task.batch_size,
-        learning_rate=task.learning_rate,
-        mirror_axes=task.mirror_axes or (),
-        seed=task.dataset_id,
     )
-    logger.info("training %s (%d iterations)", task.model_name, task.iterations)
-    loss = train(network, cases, plan)
-    nf.write_spec(out, task)
-    return nf.write_results_folder(out, task, plans, dataset, fingerprint, network, loss)
 
 
 def _check(

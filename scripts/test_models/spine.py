@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from dicom_node.phantom_spine import make_spine, step_truths
 from pipelines.mr_spine.labelling import (
@@ -30,7 +29,7 @@ from pipelines.mr_spine.labelling import (
     odd_disc_mask,
 )
 from test_models import nnunet_folder as nf
-from test_models.training import Case, TrainingPlan, dice_scores, train
+from test_models.training import dice_scores
 
 __all__ = ["STEP_TASKS", "build_spine_models"]
 
@@ -116,36 +115,17 @@ def _build(
     pairs: list[tuple[np.ndarray, np.ndarray]],
     spacing: tuple[float, float, float],
 ) -> Path:
-    dataset = nf.dataset_json(
-        labels, len(pairs), task.channels, "synthetic lumbar spine T2 (dicom_node.phantom_spine)"
-    )
-    fingerprint = nf.fingerprint(pairs, spacing)
-    shape = tuple(int(s) for s in pairs[0][1].shape)
-    plans = nf.make_plans(
-        task, shape, spacing, fingerprint["foreground_intensity_properties_per_channel"]
-    )
-    cases = []
-    for image, truth in pairs:
-        data, seg = nf.preprocess(image, truth, spacing, plans, dataset)
-        assert seg is not None
-        cases.append(Case(data, seg))
-    torch.manual_seed(task.dataset_id)
-    network = nf.build_network(plans, dataset, task.trainer)
     drawn = sorted({int(v) for _, truth in pairs for v in np.unique(truth) if v > 0})
-    plan = TrainingPlan(
-        patch_size=task.training_patch,
-        iterations=task.iterations,
-        classes=len(labels),
+    return nf.train_task(
+        out,
+        task,
+        labels,
+        pairs,
+        spacing,
+        description="synthetic lumbar spine T2 (dicom_node.phantom_spine)",
         dice_classes=tuple(drawn),
-        batch_size=task.batch_size,
-        learning_rate=task.learning_rate,
-        mirror_axes=task.mirror_axes or (),
-        seed=task.dataset_id,
+        orientation="PIR",
     )
-    logger.info("training %s (%d iterations)", task.model_name, task.iterations)
-    loss = train(network, cases, plan)
-    nf.write_spec(out, task, orientation="PIR")
-    return nf.write_results_folder(out, task, plans, dataset, fingerprint, network, loss)
 
 
 def _score(folders: dict[str, Path], test_seeds: Sequence[int]) -> dict[str, Any]:
